@@ -1,0 +1,1 @@
+"""Datasets: synthetic ones generated from the seed, file ones found or fetched."""

@@ -1,0 +1,1 @@
+"""Pure jitted kernels: arrays and scalars in, preallocated outputs in, nothing else."""

@@ -1,0 +1,1 @@
+"""Layers: one small class per file, each reading like a page of the course."""
