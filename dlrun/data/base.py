@@ -1,0 +1,101 @@
+"""The dataset contract: a registered class turns its config and a seeded
+random stream into train / val / test arrays.
+
+    @datasets.register("moons")
+    class Moons(Dataset):
+        '''Two interleaving half circles (2-D, 2 classes).'''
+        class Config(DataConfig):
+            n: int = 1000
+        def load(self, rng) -> Splits: ...
+
+Inputs ``x`` have shape ``(N, *input_shape)`` (float32); classification targets
+``y`` are integer labels ``(N,)``, regression targets are floats ``(N, k)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from dlrun.config import Settings
+
+Task = Literal["classification", "regression"]
+
+
+class DataConfig(Settings):
+    """Settings every dataset has."""
+
+    name: str
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share of train held out")
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for test")
+
+
+@dataclass
+class Split:
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass
+class Splits:
+    train: Split
+    val: Split | None
+    test: Split | None
+    task: Task
+    n_classes: int | None = None
+    class_names: list[str] = field(default_factory=list)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+
+class Dataset:
+    """Base class of every dataset."""
+
+    Config: ClassVar[type[DataConfig]] = DataConfig
+
+    def __init__(self, config: DataConfig, root: Path | None = None) -> None:
+        self.config = config
+        #: project root (where ``datasets/`` lives); file datasets look there
+        self.root = root
+
+    def load(self, rng: np.random.Generator) -> Splits:
+        raise NotImplementedError
+
+
+def split_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+    val_fraction: float,
+    test_fraction: float,
+    task: Task,
+    n_classes: int | None = None,
+    class_names: list[str] | None = None,
+) -> Splits:
+    """Shuffle once with ``rng`` and cut into train / val / test."""
+    n = len(x)
+    order = rng.permutation(n)
+    n_test = int(round(n * test_fraction))
+    n_val = int(round(n * val_fraction))
+    test, val, train = np.split(order, [n_test, n_test + n_val])
+
+    def part(idx: np.ndarray) -> Split | None:
+        return Split(x[idx], y[idx]) if len(idx) else None
+
+    return Splits(
+        train=Split(x[train], y[train]),
+        val=part(val),
+        test=part(test),
+        task=task,
+        n_classes=n_classes,
+        class_names=class_names or [],
+    )
