@@ -38,6 +38,8 @@ class Layer:
     #: Range of the output when it is bounded, e.g. (-1, 1) for tanh; used to
     #: encode class targets for the quadratic cost.
     output_range: ClassVar[tuple[float, float] | None] = None
+    #: Initializer used when the layer's own ``init`` is not set (from ``model.init``).
+    default_init: str = "glorot_uniform"
 
     def __init__(self, config: Settings | None = None, name: str = "") -> None:
         self.config = config if config is not None else self.Config()
@@ -65,6 +67,24 @@ class Layer:
         """Register a parameter and a zeroed gradient of the same shape."""
         self.params[key] = value
         self.grads[key] = np.zeros_like(value)
+
+    def init_array(
+        self,
+        shape: Shape,
+        fan_in: int,
+        fan_out: int,
+        rng: np.random.Generator,
+        dtype: Any,
+        init: str | None = None,
+    ) -> np.ndarray:
+        """Initial values from the initializer named ``init``, else the model's default.
+
+        The network sets ``self.default_init`` (config ``model.init``) before ``build``.
+        """
+        from dlrun.registry import initializers
+
+        name = init or self.default_init
+        return initializers.get(name, where=f"layer '{self.name}'")(shape, fan_in, fan_out, rng, dtype)
 
     def set_rng(self, rng: np.random.Generator) -> None:
         """Give a stochastic layer (dropout) its random stream; others ignore it."""
