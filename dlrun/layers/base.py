@@ -38,6 +38,10 @@ class Layer:
     #: Range of the output when it is bounded, e.g. (-1, 1) for tanh; used to
     #: encode class targets for the quadratic cost.
     output_range: ClassVar[tuple[float, float] | None] = None
+    #: A small instance for ``dlrun gradcheck`` and the registry-wide test:
+    #: ``{"config": {...layer settings...}, "input_shape": (...)}`` (no batch axis).
+    #: Several examples may be given as a list of such dicts.
+    example: ClassVar[dict[str, Any] | list[dict[str, Any]]] = {"config": {}, "input_shape": (4,)}
     #: Initializer used when the layer's own ``init`` is not set (from ``model.init``).
     default_init: str = "glorot_uniform"
 
