@@ -1,0 +1,155 @@
+"""The network: a sequence of layers, their parameters in one flat buffer, and a loss.
+
+    net = Network.from_config(cfg)            # layers from the model section
+    net.build(input_shape, rng, dtype)        # shapes checked, params initialised
+    loss, out = net.train_step_grads(x, t)    # forward (training), loss, backward: fills net.grads
+    y = net.predict(x)                        # forward, evaluation mode, in batches
+
+All parameters live in ``net.params`` (1-D) and all gradients in ``net.grads``;
+each layer's ``params[k]`` / ``grads[k]`` are views into them, so an optimizer
+updates the whole network in one pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlrun.errors import BuildError, CheckpointError
+from dlrun.layers.base import Layer, Shape
+from dlrun.losses import Loss
+from dlrun.registry import losses, models
+
+
+class Network:
+    def __init__(self, layers: list[Layer], loss: Loss, init: str = "glorot_uniform") -> None:
+        self.layers = layers
+        self.loss = loss
+        for layer in layers:
+            layer.default_init = init
+        self.params = np.empty(0)
+        self.grads = np.empty(0)
+        self.dtype: Any = np.float32
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> Network:
+        model = models.get(cfg["model"]["type"])
+        loss = losses.get(cfg["loss"])()
+        return cls(model.layers(cfg["model"]), loss, cfg["model"].get("init", "glorot_uniform"))
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape: Shape, rng: np.random.Generator, dtype: Any = np.float32) -> Shape:
+        self.dtype = np.dtype(dtype)
+        shape = tuple(input_shape)
+        self.input_shape = shape
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = tuple(layer.build(shape, rng, self.dtype))
+            except BuildError:
+                raise
+            except (ValueError, IndexError, TypeError) as exc:
+                raise BuildError(
+                    f"layer {i} '{layer.name}' ({layer.registered_name}) cannot take input of "
+                    f"shape {shape}: {exc}"
+                ) from None
+            if any(d <= 0 for d in shape):
+                raise BuildError(
+                    f"layer {i} '{layer.name}' ({layer.registered_name}) turns input shape "
+                    f"{layer.input_shape} into {shape}, which is empty"
+                )
+        self.output_shape = shape
+        fused = self.loss.fuses
+        self.fused = bool(fused) and self.layers[-1].registered_name == fused
+        if fused and not self.fused:
+            raise BuildError(
+                f"loss '{self.loss.registered_name}' expects the network to end in a "
+                f"'{fused}' layer, but it ends in '{self.layers[-1].registered_name}'",
+                hint=f"add {{type: {fused}}} as the last layer",
+            )
+        self._flatten()
+        return shape
+
+    def _flatten(self) -> None:
+        """Move every parameter into one buffer and point the layers at views of it."""
+        items = self.param_items()
+        total = sum(a.size for _, _, a in items)
+        self.params = np.empty(total, dtype=self.dtype)
+        self.grads = np.zeros(total, dtype=self.dtype)
+        offset = 0
+        for layer, key, value in items:
+            n = value.size
+            self.params[offset : offset + n] = value.reshape(-1)
+            layer.params[key] = self.params[offset : offset + n].reshape(value.shape)
+            layer.grads[key] = self.grads[offset : offset + n].reshape(value.shape)
+            offset += n
+
+    def param_items(self) -> list[tuple[Layer, str, np.ndarray]]:
+        return [(layer, k, v) for layer in self.layers for k, v in layer.params.items()]
+
+    def describe(self) -> list[tuple[str, str, Shape, int]]:
+        """(name, type, output shape, parameter count) per layer."""
+        return [
+            (l.name, l.registered_name, l.output_shape, sum(v.size for v in l.params.values()))
+            for l in self.layers
+        ]
+
+    # ------------------------------------------------------------------ passes
+    @property
+    def body(self) -> list[Layer]:
+        """The layers run before the loss (all but a final layer fused into the loss)."""
+        return self.layers[:-1] if self.fused else self.layers
+
+    def forward(self, x: np.ndarray, training: bool, layers: list[Layer] | None = None) -> np.ndarray:
+        for layer in self.layers if layers is None else layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.body):
+            dy = layer.backward(dy)
+        return dy
+
+    def train_step_grads(self, x: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward in training mode, loss, backward. Returns the loss and the loss input."""
+        out = self.forward(x, True, self.body)
+        value, dout = self.loss.value_and_grad(out, t)
+        self.backward(dout)
+        return value, out
+
+    def loss_of(self, x: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+        """Loss in evaluation mode (no gradients) and the loss input (logits if fused)."""
+        out = self.forward(x, False, self.body)
+        o2 = out.reshape(-1, out.shape[-1])
+        value = self.loss.kernel(o2, self.loss.rows(t, o2), np.empty_like(o2))
+        return float(value), out
+
+    def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Outputs of the whole network (evaluation mode), computed in batches."""
+        parts = [
+            self.forward(x[i : i + batch_size].astype(self.dtype, copy=False), False).copy()
+            for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.empty((0, *self.output_shape), self.dtype)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {f"{layer.name}.{key}": value.copy() for layer, key, value in self.param_items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        expected = {f"{layer.name}.{key}": value for layer, key, value in self.param_items()}
+        missing = sorted(set(expected) - set(state))
+        extra = sorted(set(state) - set(expected))
+        if missing or extra:
+            raise CheckpointError(
+                f"checkpoint does not match the network: missing {missing or 'none'}, "
+                f"unexpected {extra or 'none'}"
+            )
+        for key, target in expected.items():
+            value = state[key]
+            if value.shape != target.shape:
+                raise CheckpointError(
+                    f"checkpoint parameter '{key}' has shape {value.shape}, "
+                    f"the network expects {target.shape}"
+                )
+            target[...] = value
