@@ -1,0 +1,53 @@
+"""The ``dlrun`` command line: a thin layer over functions that also work from Python."""
+
+from __future__ import annotations
+
+import typer
+
+from dlrun import __version__
+from dlrun.cli import _util
+
+app = typer.Typer(
+    name="dlrun",
+    help="Train neural networks described by YAML files, with hand-written Numba kernels.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dlrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Train, compare and check neural networks described by YAML configs."""
+    _util.STATE["debug"] = debug
+
+
+from dlrun.cli import (  # noqa: E402  (commands register themselves on `app`)
+    config_cmd,
+    eval_cmd,
+    gradcheck_cmd,
+    list_cmd,
+    plot_cmd,
+    runs_cmd,
+    schema_cmd,
+    train_cmd,
+)
+
+__all__ = ["app", "main"]
+_ = (config_cmd, eval_cmd, gradcheck_cmd, list_cmd, plot_cmd, runs_cmd, schema_cmd, train_cmd)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,36 @@
+"""dlrun runs [RUNS_DIR]"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from dlrun.cli import app
+from dlrun.cli._util import console, handle_errors
+
+
+@app.command()
+def runs(runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run directories.")) -> None:
+    """A table of runs: name, status, epochs, best monitored metric, duration."""
+    from dlrun.runs import list_runs
+
+    with handle_errors():
+        table = Table(title=str(runs_dir))
+        for col, just in (("run", "left"), ("status", "left"), ("epochs", "right"),
+                          ("best", "right"), ("test acc", "right"), ("seconds", "right")):
+            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        for r in list_runs(runs_dir):
+            monitor = r.get("monitor") or "val_loss"
+            best = r.get("best", {}).get(monitor)
+            test = r.get("final", {}).get("test_accuracy")
+            table.add_row(
+                r["name"],
+                str(r.get("status", "running?")),
+                str(r.get("epochs", "")),
+                f"{monitor} {best:.4g}" if isinstance(best, float) else "",
+                f"{test:.4f}" if isinstance(test, float) else "",
+                f"{r['seconds']:.1f}" if isinstance(r.get("seconds"), float) else "",
+            )
+        console.print(table)

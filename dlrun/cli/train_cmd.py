@@ -1,0 +1,60 @@
+"""dlrun train CONFIG"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dlrun.cli import app
+from dlrun.cli._util import console, handle_errors
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(None, help="YAML config file (not needed with --resume).", show_default=False),
+    set_: list[str] = typer.Option(
+        [], "--set", "-s", help="Override a key: --set optimizer.lr=0.01 --set model.layers[1].units=64"
+    ),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder that receives the run directory."),
+    name: str = typer.Option(None, "--name", help="Run name (default: the config's name or file stem)."),
+    resume: Path = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bar."),
+) -> None:
+    """Train one network; everything about the run goes into its run directory.
+
+    Ctrl-C stops after the current batch, writes a checkpoint and marks the run
+    interrupted; continue it with [bold]dlrun train --resume RUN_DIR[/].
+    """
+    from dlrun.errors import ConfigError
+    from dlrun.train import train as run_training
+
+    with handle_errors():
+        if config is None and resume is None:
+            raise ConfigError("give a CONFIG file, or --resume RUN_DIR")
+        _announce_compile()
+        result = run_training(
+            config if resume is None else {},
+            runs_dir=runs_dir,
+            overrides=set_,
+            name=name,
+            resume=resume,
+            progress="plain" if quiet else "rich",
+        )
+        s = result.summary
+        console.print(f"run: {result.run_dir}")
+        final = s.get("final", {})
+        shown = {k: v for k, v in final.items() if k.startswith("test_") or k in ("loss", "val_loss", "val_accuracy")}
+        console.print(f"status: {s['status']}" + (f" ({s['reason']})" if s.get("reason") else ""))
+        if shown:
+            console.print("  ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+        if s["status"] in ("diverged", "failed"):
+            raise typer.Exit(1)
+
+
+def _announce_compile() -> None:
+    """Say so when Numba has no cached machine code yet (the first run compiles)."""
+    import dlrun.kernels.activations as k
+
+    if not list(Path(k.__file__).parent.glob("__pycache__/*.nbi")):
+        console.print("[dim]compiling kernels (first run only)...[/]")

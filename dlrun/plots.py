@@ -1,0 +1,115 @@
+"""Every figure dlrun draws (matplotlib, Agg backend: no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig: Any, path: Path) -> Path:
+    from dlrun.runs import atomic_write
+
+    fig.tight_layout()
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return Path(path)
+
+
+def curves(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Loss and accuracy per epoch, train vs val."""
+    has_acc = any("accuracy" in r for r in rows)
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5, 3.8))
+    axes = np.atleast_1d(axes)
+    epochs = [r["epoch"] for r in rows]
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = [r.get(prefix + key, np.nan) for r in rows]
+            if not np.all(np.isnan(values)):
+                ax.plot(epochs, values, style, label=("val" if prefix else "train"))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def grad_norms(rows: list[dict[str, Any]], path: Path) -> Path:
+    """L2 norm of each layer's weight gradient: per epoch, and by depth at the last epoch."""
+    keys = [k for k in rows[0] if k.startswith("grad_norm/")]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, k in enumerate(keys):
+        a.semilogy([r["epoch"] for r in rows], [r[k] for r in rows], label=k[10:] if len(keys) <= 8 else None,
+                   color=plt.cm.viridis(i / max(len(keys) - 1, 1)))
+    a.set_xlabel("epoch")
+    a.set_ylabel("||dC/dW|| (mean over batches)")
+    if len(keys) <= 8:
+        a.legend(fontsize=7)
+    a.grid(alpha=0.3)
+    first, last = rows[0], rows[-1]
+    b.semilogy(range(1, len(keys) + 1), [first[k] for k in keys], "o-", label="first epoch")
+    b.semilogy(range(1, len(keys) + 1), [last[k] for k in keys], "s-", label="last epoch")
+    b.set_xlabel("layer (1 = nearest the input)")
+    b.set_ylabel("||dC/dW||")
+    b.legend()
+    b.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def decision_boundary(net: Any, splits: Any, targets: Any, path: Path) -> Path:
+    """The classes the network assigns over the plane, with the training points."""
+    x, y = splits.train.x, splits.train.y
+    lo, hi = x.min(0) - 0.5, x.max(0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(net.dtype)
+    out = net.predict(grid)
+    if targets.n_out == 1:
+        labels = (out[:, 0] > (0.0 if targets.low < 0 else 0.5)).astype(int)
+    else:
+        labels = np.argmax(out, 1)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.contourf(gx, gy, labels.reshape(gx.shape), alpha=0.3, cmap="coolwarm",
+                levels=np.arange(labels.max() + 2) - 0.5)
+    ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=12, edgecolors="k", linewidths=0.3)
+    ax.set_title("decision boundary")
+    return _save(fig, path)
+
+
+def run_plots(run: Any, net: Any, splits: Any, targets: Any) -> None:
+    rows = run.metrics()
+    if not rows:
+        return
+    curves(rows, run.plots / "curves.png")
+    if any(k.startswith("grad_norm/") for k in rows[0]):
+        grad_norms(rows, run.plots / "grad_norms.png")
+    if splits.task == "classification" and splits.input_shape == (2,):
+        decision_boundary(net, splits, targets, run.plots / "decision_boundary.png")
+
+
+def activations(path: Path, lo: float = -5.0, hi: float = 5.0) -> Path:
+    """Every elementwise activation and its derivative in one figure."""
+    from dlrun import activations as acts
+
+    names = [n for n, s in acts.SPECS.items() if s.elementwise and n != "identity"]
+    z = np.linspace(lo, hi, 1001)
+    cols = 4
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), names):
+        spec = acts.SPECS[name]
+        slope = 0.1 if name == "leaky_relu" else 0.01
+        ax.plot(z, spec(z, slope), label="f(x)")
+        ax.plot(z, spec.derivative_at(z, slope), "--", label="f'(x)")
+        ax.set_title(f"{name}: {spec.formula}", fontsize=8)
+        ax.axhline(0, color="k", lw=0.4)
+        ax.axvline(0, color="k", lw=0.4)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    return _save(fig, path)
