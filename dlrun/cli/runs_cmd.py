@@ -20,7 +20,7 @@ def runs(runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run 
         table = Table(title=str(runs_dir))
         for col, just in (("run", "left"), ("status", "left"), ("epochs", "right"),
                           ("best", "right"), ("test acc", "right"), ("seconds", "right")):
-            table.add_column(col, justify=just)  # type: ignore[arg-type]
+            table.add_column(col, justify=just, no_wrap=col == "run")  # type: ignore[arg-type]
         for r in list_runs(runs_dir):
             monitor = r.get("monitor") or "val_loss"
             best = r.get("best", {}).get(monitor)

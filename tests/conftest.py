@@ -1,0 +1,41 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# wide, plain consoles so that CLI output (rich tables) is not wrapped in the tests
+os.environ["COLUMNS"] = "200"
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+def small_config(**changes):
+    """A tiny classification run that trains in well under a second."""
+    cfg = {
+        "seed": 3,
+        "data": {"name": "moons", "n": 200, "noise": 0.1},
+        "model": {
+            "type": "sequential",
+            "layers": [
+                {"type": "dense", "units": 8, "activation": "tanh"},
+                {"type": "dense", "units": 2},
+                {"type": "softmax"},
+            ],
+        },
+        "loss": "cross_entropy",
+        "optimizer": {"name": "gd", "lr": 0.3},
+        "train": {"epochs": 3, "batch_size": 16},
+    }
+    for key, value in changes.items():
+        cfg[key] = value
+    return cfg

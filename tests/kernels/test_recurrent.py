@@ -1,0 +1,112 @@
+"""The recurrent step kernels against plain NumPy, and the tanh approximation's error bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlrun.kernels import recurrent as K
+from tests.naive_recurrent import act, act_grad_from_output, sigmoid
+
+
+def test_rational_tanh_error_bound_float32():
+    x = np.linspace(-20, 20, 400_001).astype(np.float32)
+    out = np.empty_like(x)
+    K.tanh_approx(x, out, K.constants(np.float32))
+    ref = np.tanh(x.astype(np.float64))
+    assert np.abs(out - ref).max() < 4e-7  # a few float32 ulp (measured 3.4e-7)
+    np.testing.assert_array_equal(out, -out[::-1])  # odd
+    assert np.all(out[x >= 9] == 1.0) and np.all(np.abs(out) <= 1.0)
+    tiny = np.float32([1e-3, 1e-6, -1e-6])
+    K.tanh_approx(tiny, out[:3], K.constants(np.float32))
+    np.testing.assert_allclose(out[:3], tiny, rtol=1e-6)
+
+
+def test_rational_tanh_fit_in_exact_arithmetic():
+    x = np.linspace(-20, 20, 200_001)
+    out = np.empty_like(x)
+    K.tanh_approx(x, out, K.constants(np.float64))
+    assert np.abs(out - np.tanh(x)).max() < 2.5e-8
+
+
+def test_approximation_only_in_float32():
+    assert K.use_approximation(np.float32) and not K.use_approximation(np.float64)
+
+
+def blocks(rng, dtype, n=3, h=5):
+    return [
+        rng.standard_normal(s).astype(dtype) for s in ((n, 4 * h), (n, 4 * h), (4 * h,), (n, h))
+    ]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-14), (np.float32, 1e-6)])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_rnn_step_forward(name, dtype, tol):
+    rng = np.random.default_rng(0)
+    zx, zh, b = (rng.standard_normal(s).astype(dtype) * 3 for s in ((3, 5), (3, 5), (5,)))
+    out = np.empty_like(zh)
+    approx = K.use_approximation(dtype)
+    K.rnn_step_forward(zx, zh, b, out, K.ACTIVATION_CODES[name], approx, K.constants(dtype))
+    np.testing.assert_allclose(out, act(name, (zx + zh + b).astype(np.float64)), atol=tol)
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_rnn_step_backward_two_slots(name):
+    rng = np.random.default_rng(1)
+    s = act(name, rng.standard_normal((3, 5)))
+    ds = rng.standard_normal((2, 3, 5))
+    dz, dz_sum = np.empty_like(ds), np.empty((3, 5))
+    norm = K.rnn_step_backward(ds, s, K.ACTIVATION_CODES[name], dz, dz_sum)
+    expected = ds * act_grad_from_output(name, s)
+    np.testing.assert_allclose(dz, expected, rtol=1e-14)
+    np.testing.assert_allclose(dz_sum, expected.sum(axis=0), rtol=1e-14)
+    assert norm == pytest.approx(np.linalg.norm(ds.sum(axis=0)))
+
+
+def lstm_reference(gx, gh, b, c_prev, cand):
+    h = c_prev.shape[1]
+    z = (gx + gh + b).astype(np.float64)
+    f, i, o = sigmoid(z[:, :h]), sigmoid(z[:, h : 2 * h]), sigmoid(z[:, 3 * h :])
+    g = act(cand, z[:, 2 * h : 3 * h])
+    c = f * c_prev + i * g
+    return np.concatenate([f, i, g, o], axis=1), c, np.tanh(c), o * np.tanh(c)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-14), (np.float32, 2e-6)])
+@pytest.mark.parametrize("cand", ["tanh", "sigmoid"])
+def test_lstm_step_forward(cand, dtype, tol):
+    gx, gh, b, c_prev = blocks(np.random.default_rng(2), dtype)
+    gates = gx.copy()
+    c, tc, h = (np.empty_like(c_prev) for _ in range(3))
+    code = K.ACTIVATION_CODES[cand]
+    approx = K.use_approximation(dtype)
+    K.lstm_step_forward(gates, gh, b, c_prev, c, tc, h, code, approx, K.constants(dtype))
+    for got, want in zip((gates, c, tc, h), lstm_reference(gx, gh, b, c_prev, cand), strict=True):
+        np.testing.assert_allclose(got, want, atol=tol)
+
+
+@pytest.mark.parametrize("cand", ["tanh", "sigmoid"])
+def test_lstm_step_backward_two_slots(cand):
+    rng = np.random.default_rng(3)
+    gx, gh, b, c_prev = blocks(rng, np.float64)
+    gates, c, tc, _ = lstm_reference(gx, gh, b, c_prev, cand)
+    f, i, g, o = np.split(gates, 4, axis=1)
+    dh = rng.standard_normal((2, 3, 5))
+    dc = rng.standard_normal((2, 3, 5))
+    dc_in = dc.copy()
+    da, da_sum = np.empty((2, 3, 20)), np.empty((3, 20))
+    norm = K.lstm_step_backward(dh, dc, gates, c_prev, tc, K.ACTIVATION_CODES[cand], da, da_sum)
+    dct = dc_in + dh * o * (1 - tc**2)
+    want = np.concatenate(
+        [
+            dct * c_prev * f * (1 - f),
+            dct * g * i * (1 - i),
+            dct * i * act_grad_from_output(cand, g),
+            dh * tc * o * (1 - o),
+        ],
+        axis=2,
+    )
+    np.testing.assert_allclose(da, want, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(da_sum, want.sum(axis=0), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dc, dct * f, rtol=1e-13)
+    assert norm == pytest.approx(np.linalg.norm(dh.sum(axis=0)))

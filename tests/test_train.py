@@ -1,0 +1,161 @@
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from dlrun import checkpoint
+from dlrun.errors import CheckpointError, ConfigError
+from dlrun.runs import RunDir
+from dlrun.train import train
+from tests.conftest import small_config
+
+
+def params_of(run_dir, which="last"):
+    return checkpoint.load(run_dir / "checkpoints" / f"{which}.npz")[0]
+
+
+@pytest.mark.parametrize("batch_size,steps", [("full", 1), (1, 120), (16, 8), (50, 3)])
+def test_batch_size_gives_the_number_of_updates(runs_dir, batch_size, steps):
+    # 200 samples: test 40, val 40, train 120 (the last mini-batch of 16 is partial and kept)
+    cfg = small_config(train={"epochs": 2, "batch_size": batch_size})
+    result = train(cfg, runs_dir=runs_dir)
+    assert result.summary["steps"] == 2 * steps
+
+
+def test_run_directory_contents(runs_dir):
+    result = train(small_config(), runs_dir=runs_dir, overrides=["optimizer.lr=0.2"], name="demo")
+    d = result.run_dir
+    assert d.parent == runs_dir and d.name.startswith("demo-")
+    for name in ("config.yaml", "overrides.txt", "env.json", "metrics.csv", "summary.json", "log.txt",
+                 "checkpoints/last.npz", "checkpoints/best.npz", "plots/curves.png",
+                 "plots/decision_boundary.png", "plots/grad_norms.png"):
+        assert (d / name).is_file(), name
+    assert (d / "overrides.txt").read_text() == "optimizer.lr=0.2\n"
+    header = (d / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+                      "grad_norm/dense_0", "grad_norm/dense_1"]
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert 0.5 < summary["final"]["test_accuracy"] <= 1.0
+    assert summary["best"]["epoch"] == summary["best_epoch"]
+    env = json.loads((d / "env.json").read_text())
+    assert {"dlrun", "numpy", "numba", "python", "platform"} <= set(env)
+    assert RunDir(d).config()["optimizer"]["lr"] == 0.2
+
+
+def test_training_lowers_the_loss(runs_dir):
+    result = train(small_config(train={"epochs": 15, "batch_size": 8}), runs_dir=runs_dir)
+    rows = RunDir(result.run_dir).metrics()
+    assert rows[-1]["loss"] < 0.5 * rows[0]["loss"]
+    assert rows[-1]["accuracy"] > 0.85
+
+
+def interrupt_at(step):
+    """A callback that presses Ctrl-C (a real SIGINT) after the given update."""
+
+    def callback(trainer):
+        if trainer.step == step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return callback
+
+
+@pytest.mark.parametrize("stop_step", [5, 8])  # mid-epoch, and right at an epoch's end
+def test_resume_gives_exactly_the_uninterrupted_run(runs_dir, stop_step):
+    cfg = small_config(train={"epochs": 4, "batch_size": 16})
+    full = train(cfg, runs_dir=runs_dir / "a")
+    part = train(cfg, runs_dir=runs_dir / "b", callbacks=[interrupt_at(stop_step)])
+    assert part.summary["status"] == "interrupted"
+    assert part.summary["steps"] == stop_step
+    resumed = train({}, resume=part.run_dir)
+    assert resumed.run_dir == part.run_dir
+    assert resumed.summary["status"] == "completed"
+    for key, value in params_of(full.run_dir).items():
+        np.testing.assert_array_equal(params_of(part.run_dir)[key], value)
+    a, b = RunDir(full.run_dir).metrics(), RunDir(part.run_dir).metrics()
+    assert len(a) == len(b) == 4
+    for ra, rb in zip(a, b):
+        ra.pop("seconds"), rb.pop("seconds")
+        assert ra == rb
+    fa, fb = dict(full.summary["final"]), dict(resumed.summary["final"])
+    fa.pop("seconds"), fb.pop("seconds")
+    assert fa == fb
+
+
+def test_resume_of_a_completed_run_is_refused(runs_dir):
+    result = train(small_config(), runs_dir=runs_dir)
+    with pytest.raises(CheckpointError, match="already completed"):
+        train({}, resume=result.run_dir)
+
+
+def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "last.npz"
+    good = {"dense_0.W": np.arange(6.0).reshape(2, 3)}
+    checkpoint.save(path, good, {"step": np.array(1)}, {"epoch": 1})
+
+    def broken_savez(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(path, {"dense_0.W": np.zeros((2, 3))}, {}, {"epoch": 2})
+    monkeypatch.undo()
+    params, opt, meta, _ = checkpoint.load(path)
+    np.testing.assert_array_equal(params["dense_0.W"], good["dense_0.W"])
+    assert meta == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.npz"]  # no temporary file left
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "last.npz"
+    bad.write_bytes(b"this is not a zip")
+    with pytest.raises(CheckpointError, match=r"last\.npz is corrupt"):
+        checkpoint.load(bad)
+    with pytest.raises(CheckpointError, match="not found"):
+        checkpoint.load(tmp_path / "none.npz")
+
+
+def test_checkpoints_load_without_pickle(runs_dir):
+    result = train(small_config(), runs_dir=runs_dir)
+    with np.load(result.run_dir / "checkpoints" / "last.npz", allow_pickle=False) as z:
+        assert "meta" in z.files and any(k.startswith("param/") for k in z.files)
+
+
+def test_bad_config_creates_no_run_directory(runs_dir):
+    cfg = small_config()
+    cfg["model"]["layers"][0]["units"] = 0
+    with pytest.raises(ConfigError):
+        train(cfg, runs_dir=runs_dir)
+    cfg = small_config()
+    cfg["model"]["layers"] = cfg["model"]["layers"][:-1]  # cross_entropy without softmax
+    with pytest.raises(ConfigError):
+        train(cfg, runs_dir=runs_dir)
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_regression_run_has_no_accuracy(runs_dir):
+    cfg = small_config(
+        data={"name": "sine_regression", "n": 200},
+        model={"type": "sequential", "layers": [{"type": "dense", "units": 8, "activation": "tanh"}, {"type": "dense", "units": 1}]},
+        loss="quadratic",
+    )
+    result = train(cfg, runs_dir=runs_dir)
+    assert "test_loss" in result.summary["final"] and "accuracy" not in result.summary["final"]
+
+
+def test_early_stopping_restores_the_best_weights(runs_dir):
+    es = {"monitor": "val_loss", "patience": 2, "restore_best": True}
+    cfg = small_config(train={"epochs": 40, "batch_size": 8, "early_stopping": es},
+                       optimizer={"name": "gd", "lr": 3.0})
+    result = train(cfg, runs_dir=runs_dir)
+    s = result.summary
+    assert s["best_epoch"] == s["restored_best_epoch"]
+    best = params_of(result.run_dir, "best")
+    from dlrun.evaluate import evaluate_run
+
+    # the final test metrics are those of the best checkpoint
+    assert evaluate_run(result.run_dir, "test", "best")["loss"] == pytest.approx(s["final"]["test_loss"])
+    assert best
