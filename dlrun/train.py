@@ -430,9 +430,11 @@ class Trainer:
         if self.status in ("completed", "interrupted") and self.splits.test is not None:
             for k, v in evaluate(self.net, self.splits.test, self.targets).items():
                 final[f"test_{k}"] = v
-        ws = [layer.params[k].reshape(-1) for layer, k, _ in self.net.param_items() if k == "W"]
+        ws = [layer.params[k] for layer, k, _ in self.net.param_items() if k == "W"]
         if ws:  # fraction of near-zero weights: L1 drives weights to exactly zero, L2 does not
-            summary["sparsity"] = float(np.mean(np.abs(np.concatenate(ws)) < 1e-3))
+            from dlrun.regularizers import sparsity
+
+            summary["sparsity"] = sparsity(ws)
         summary["final"] = final
         summary["best"] = dict(best_row) if best_row else {}
         summary["rollbacks"] = self.rollbacks

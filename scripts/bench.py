@@ -1,0 +1,195 @@
+"""Benchmarks (not tests): dlrun against PyTorch CPU on the same machine, in the same run.
+
+    python scripts/bench.py mlp [--reps 5]     # issue targets: MLP epoch, start-up, compile, memory
+    python scripts/bench.py optim | cnn | lstm | compare   # the other benchmarks (see each script)
+
+Timings alternate dlrun and PyTorch and report medians, because the machine is
+shared and noisy. PyTorch is optional (`pip install torch==2.13.0`); never a CI
+dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+MLP = {
+    "name": "bench_mlp",
+    "seed": 0,
+    "data": {"name": "fashion_mnist", "val_fraction": 0.0},
+    "model": {
+        "type": "sequential",
+        "init": "he_normal",
+        "layers": [
+            {"type": "flatten"},
+            {"type": "dense", "units": 256, "activation": "relu"},
+            {"type": "dense", "units": 128, "activation": "relu"},
+            {"type": "dense", "units": 10},
+            {"type": "softmax"},
+        ],
+    },
+    "loss": "cross_entropy",
+    "optimizer": {"name": "gd", "lr": 0.1},
+    "train": {"epochs": 1, "batch_size": 64},
+}
+
+RANDOM_DATA = {"name": "blobs", "n": 70000, "classes": 10, "features": 784, "val_fraction": 0.0,
+               "test_fraction": 10000 / 70000}
+
+
+def mlp_config() -> dict:
+    """Fashion-MNIST when it can be found locally, random blobs of the same size otherwise."""
+    from dlrun.errors import DataError
+    from dlrun.train import load_data, make_streams
+
+    cfg = json.loads(json.dumps(MLP))
+    try:
+        from dlrun.config import resolve
+
+        load_data(resolve({**cfg, "data": {**cfg["data"], "download": False}}), make_streams(0)["data"])
+        cfg["data"]["download"] = False
+    except DataError:
+        cfg["data"] = RANDOM_DATA
+        cfg["model"]["layers"] = cfg["model"]["layers"][1:]
+    return cfg
+
+
+def dlrun_epoch(cfg: dict, runs_dir: Path) -> float:
+    from dlrun.train import train
+
+    result = train(cfg, runs_dir=runs_dir)
+    return float(result.summary["final"]["seconds"])
+
+
+def torch_epoch(x, y, threads: int = 2) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 256), torch.nn.ReLU(),
+        torch.nn.Linear(256, 128), torch.nn.ReLU(),
+        torch.nn.Linear(128, 10),
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    lossf = torch.nn.CrossEntropyLoss()
+    xt = torch.from_numpy(x.reshape(len(x), -1))
+    yt = torch.from_numpy(y)
+    perm = torch.randperm(len(xt))
+    start = time.perf_counter()
+    for i in range(0, len(xt), 64):
+        idx = perm[i : i + 64]
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(model(xt[idx]), yt[idx])
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+FIRST_BATCH = """
+import time, sys, json
+t_start = float(sys.argv[1])
+from dlrun.train import train
+seen = {}
+def first(trainer):
+    if "t" not in seen:
+        seen["t"] = time.time()
+        trainer.stop_requested = True
+cfg = json.loads(sys.argv[2])
+train(cfg, runs_dir=sys.argv[3], callbacks=[first])
+print(json.dumps({"first_batch": seen["t"] - t_start}))
+"""
+
+PEAK = """
+import json, resource, sys
+from dlrun.train import train
+train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
+print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+TORCH_PEAK = """
+import json, resource, sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+from bench import torch_epoch, mlp_config
+from dlrun.train import load_data, make_streams
+from dlrun.config import resolve
+s = load_data(resolve(mlp_config()), make_streams(0)["data"])
+torch_epoch(s.train.x, s.train.y)
+print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(code: str, *args: str, env: dict | None = None) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
+        env={**os.environ, **(env or {})}, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_mlp(reps: int) -> None:
+    from dlrun.config import resolve
+    from dlrun.train import load_data, make_streams
+
+    cfg = mlp_config()
+    splits = load_data(resolve(cfg), make_streams(0)["data"])
+    print(f"data: {cfg['data']['name']}, {len(splits.train)} training inputs, batch 64, gd lr 0.1")
+    try:
+        import torch  # noqa: F401
+
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        dlrun_epoch(cfg, Path(tmp))  # warm-up: compile or load cached kernels
+        for _ in range(reps):
+            ours.append(dlrun_epoch(cfg, Path(tmp)))
+            if have_torch:
+                theirs.append(torch_epoch(splits.train.x, splits.train.y))
+        m = statistics.median(ours)
+        print(f"dlrun  MLP epoch: median {m:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours)})")
+        if theirs:
+            mt = statistics.median(theirs)
+            print(f"torch  MLP epoch: median {mt:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in theirs)})")
+            print(f"ratio dlrun / torch: {m / mt:.2f}  (target <= 0.5)")
+        # start-up: process start to first batch, warm cache
+        starts = [child(FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp)["first_batch"] for _ in range(3)]
+        print(f"warm start to first batch: median {statistics.median(starts):.2f} s  (target <= 1.0)")
+        with tempfile.TemporaryDirectory() as cache:
+            cold = child(FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp,
+                         env={"NUMBA_CACHE_DIR": cache})["first_batch"]
+        print(f"cold start (empty Numba cache) to first batch: {cold:.2f} s  (target <= 15)")
+        peak = child(PEAK, json.dumps(cfg), tmp)["peak_mib"]
+        print(f"dlrun peak memory (max RSS, one epoch incl. data): {peak:.0f} MiB  (target <= 300)")
+        if have_torch:
+            tpeak = child(TORCH_PEAK, str(ROOT / "scripts"))["peak_mib"]
+            print(f"torch peak memory (max RSS, same data):          {tpeak:.0f} MiB")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="?", default="mlp", choices=["mlp", "optim", "cnn", "lstm", "compare"])
+    parser.add_argument("--reps", type=int, default=5)
+    args, rest = parser.parse_known_args(argv)
+    if args.which == "mlp":
+        bench_mlp(args.reps)
+    else:
+        import importlib
+
+        importlib.import_module(f"bench_{args.which}").main(rest)
+
+
+if __name__ == "__main__":
+    main()
