@@ -32,12 +32,17 @@ from dlrun import checkpoint, config as C
 from dlrun.callbacks import BestTracker
 from dlrun.data.base import Split, Splits
 from dlrun.errors import CheckpointError, DataError, DlrunError
+from dlrun.kernels.penalties import sum_squares
 from dlrun.network import Network
 from dlrun.progress import Progress
 from dlrun.registry import datasets, optimizers, regularizers, schedules
 from dlrun.runs import RunDir
 
 STREAMS = ("data", "init", "shuffle", "dropout", "augment")
+
+
+class _RolledBack(Exception):
+    """Raised inside the batch loop after a rollback to the last checkpoint."""
 
 
 @dataclass
@@ -244,7 +249,9 @@ class Trainer:
         except ValueError:  # not the main thread: no Ctrl-C handling
             previous = None
         try:
-            self._loop()
+            # overflow and NaN are caught by the divergence guard, which says where they started
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                self._loop()
         except DlrunError as exc:
             self.status, self.reason = "failed", str(exc)
             raise
@@ -278,17 +285,20 @@ class Trainer:
                 self.sums = {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
                 for name, _ in self.weight_layers:
                     self.sums[f"grad_norm/{name}"] = 0.0
-            while self.batch < self.n_batches:
-                if not self._train_batch():
-                    return
-                for callback in self.callbacks:
-                    callback(self)
-                if self.stop_requested:
-                    self.sums["seconds"] += time.perf_counter() - t0
-                    self.save("last.npz")
-                    self.status = "interrupted"
-                    self.reason = "stopped by Ctrl-C"
-                    return
+            try:
+                while self.batch < self.n_batches:
+                    if not self._train_batch():
+                        return
+                    for callback in self.callbacks:
+                        callback(self)
+                    if self.stop_requested:
+                        self.sums["seconds"] += time.perf_counter() - t0
+                        self.save("last.npz")
+                        self.status = "interrupted"
+                        self.reason = "stopped by Ctrl-C"
+                        return
+            except _RolledBack:
+                continue  # back at the last checkpoint's position
             self.sums["seconds"] += time.perf_counter() - t0
             self._end_epoch()
             if self.best.should_stop:
@@ -315,9 +325,9 @@ class Trainer:
         for reg, ws, gs in self.regularizers:
             value += reg.penalty(ws)
             reg.add_grad(ws, gs)
-        norms = [math.sqrt(float(np.dot(g.reshape(-1), g.reshape(-1)))) for _, g in self.weight_layers]
-        # one pass over every gradient: NaN or inf anywhere makes the sum of squares non-finite
-        if not (math.isfinite(value) and math.isfinite(float(np.dot(net.grads, net.grads)))):
+        norms = [math.sqrt(sum_squares(g.reshape(-1))) for _, g in self.weight_layers]
+        # one float64 pass over every gradient: NaN or inf anywhere makes the sum non-finite
+        if not (math.isfinite(value) and math.isfinite(sum_squares(net.grads))):
             return self._diverged(value, x)
         if self.clip:
             from dlrun.clipping import apply_clipping
@@ -379,7 +389,7 @@ class Trainer:
             )
             self.run.log(note)
             self.progress.note(note)
-            return True
+            raise _RolledBack
         self.status, self.reason = "diverged", msg
         return False
 
