@@ -31,16 +31,47 @@ def load_run(run_dir: str | Path, which: str = "best") -> tuple[dict[str, Any], 
     return cfg, net, splits, Targets(net, splits.task)
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best") -> dict[str, float]:
-    """Loss (and accuracy) of the run's ``which`` checkpoint on ``split``."""
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
+    """counts[i, j] = how many samples of true class i were predicted as j."""
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (labels.reshape(-1), predicted.reshape(-1)), 1)
+    return counts
+
+
+def evaluate_run(
+    run_dir: str | Path, split: str = "test", which: str = "best", plots: bool = True
+) -> dict[str, Any]:
+    """Metrics of the run's ``which`` checkpoint on ``split``.
+
+    For classification also the confusion matrix (``confusion``) and, with
+    ``plots``, ``plots/confusion.png`` and (for image inputs) a grid of
+    misclassified examples ``plots/misclassified.png`` in the run directory.
+    """
     from dlrun.train import evaluate
 
-    _, net, splits, targets = load_run(run_dir, which)
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test, got '{split}'")
+    _, net, splits, targets = load_run(run_dir, which)
     data = getattr(splits, split)
     if data is None:
         raise DataError(f"this run's dataset has no {split} split")
-    metrics = evaluate(net, data, targets)
+    metrics: dict[str, Any] = {k: float(v) for k, v in evaluate(net, data, targets).items()}
     metrics["n"] = float(len(data))
-    return {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
+    if splits.task == "classification":
+        out = net.predict(data.x)
+        if targets.n_out == 1:  # outputs of the whole network: probabilities or +-1
+            predicted = (out[..., 0] > (0.0 if targets.low < 0 else 0.5)).astype(np.int64)
+        else:
+            predicted = np.argmax(out, axis=-1)
+        k = splits.n_classes or int(max(data.y.max(), predicted.max()) + 1)
+        metrics["confusion"] = confusion_matrix(data.y, predicted, k)
+        metrics["class_names"] = splits.class_names or [str(i) for i in range(k)]
+        if plots:
+            from dlrun import plots as P
+
+            run = RunDir(Path(run_dir))
+            P.confusion(metrics["confusion"], metrics["class_names"], run.plots / "confusion.png")
+            if data.x.ndim == 4 or (data.x.ndim == 3 and data.x.shape[1] == data.x.shape[2]):
+                P.misclassified(data.x, data.y, predicted, metrics["class_names"],
+                                run.plots / "misclassified.png")
+    return metrics

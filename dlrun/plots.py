@@ -89,6 +89,18 @@ def run_plots(run: Any, net: Any, splits: Any, targets: Any) -> None:
         grad_norms(rows, run.plots / "grad_norms.png")
     if splits.task == "classification" and splits.input_shape == (2,):
         decision_boundary(net, splits, targets, run.plots / "decision_boundary.png")
+    convs = [layer for layer in net.layers if layer.registered_name == "conv2d"]
+    if convs and splits.test is not None:
+        filters(convs[0].params["W"], run.plots / "filters.png")
+        i = net.layers.index(convs[0])
+        upto = net.layers[: i + 1]
+        follower = net.layers[i + 1 : i + 2]
+        if follower and not follower[0].params and follower[0].output_shape == convs[0].output_shape:
+            upto += follower  # the activation that follows the convolution
+        x = splits.test.x[:1].astype(net.dtype)
+        for layer in upto:
+            x = layer.forward(x, False)
+        feature_maps(splits.test.x[0], x[0], run.plots / "feature_maps.png")
 
 
 def activations(path: Path, lo: float = -5.0, hi: float = 5.0) -> Path:
@@ -112,4 +124,69 @@ def activations(path: Path, lo: float = -5.0, hi: float = 5.0) -> Path:
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
+    return _save(fig, path)
+
+
+def confusion(counts: np.ndarray, names: list[str], path: Path) -> Path:
+    """Confusion matrix: rows are true classes, columns predicted ones."""
+    k = len(counts)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    ax.imshow(counts, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(k), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return _save(fig, path)
+
+
+def _image(x: np.ndarray) -> np.ndarray:
+    """(C, H, W) or (H, W) -> something imshow draws (grey for one channel)."""
+    if x.ndim == 3:
+        x = x[0] if x.shape[0] == 1 else np.moveaxis(x[:3], 0, -1)
+    return x
+
+
+def misclassified(x, y, predicted, names, path: Path, n: int = 24) -> Path:
+    """A grid of wrongly classified inputs with true / predicted labels."""
+    wrong = np.flatnonzero(predicted != y)[:n]
+    cols = 8
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), wrong):
+        ax.imshow(_image(x[i]), cmap="gray")
+        ax.set_title(f"{names[y[i]]} -> {names[predicted[i]]}", fontsize=6)
+    return _save(fig, path)
+
+
+def filters(weights: np.ndarray, path: Path) -> Path:
+    """The first convolution layer's learned filters W (F, C, kh, kw), channel 0."""
+    f = len(weights)
+    cols = min(f, 8)
+    rows = -(-f // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.1 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, w in zip(axes.ravel(), weights):
+        ax.imshow(w[0], cmap="bwr", vmin=-np.abs(w).max(), vmax=np.abs(w).max())
+    return _save(fig, path)
+
+
+def feature_maps(image: np.ndarray, maps: np.ndarray, path: Path, n: int = 16) -> Path:
+    """One input image and the feature maps (F, H, W) a convolution layer makes of it."""
+    k = min(n, len(maps)) + 1
+    cols = min(k, 9)
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.3 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    axes.ravel()[0].imshow(_image(image), cmap="gray")
+    axes.ravel()[0].set_title("input", fontsize=7)
+    for ax, m in zip(axes.ravel()[1:], maps[: k - 1]):
+        ax.imshow(m, cmap="viridis")
     return _save(fig, path)

@@ -26,5 +26,15 @@ def eval_(
         table.add_column("metric")
         table.add_column("value", justify="right")
         for k, v in metrics.items():
-            table.add_row(k, f"{v:.6g}")
+            if isinstance(v, float):
+                table.add_row(k, f"{v:.6g}")
         console.print(table)
+        if "confusion" in metrics:
+            names = metrics["class_names"]
+            cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+            cm.add_column("")
+            for name in names:
+                cm.add_column(name[:8], justify="right")
+            for name, row in zip(names, metrics["confusion"]):
+                cm.add_row(name[:12], *(str(int(c)) for c in row))
+            console.print(cm)
