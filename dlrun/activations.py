@@ -66,7 +66,9 @@ for _a in (
 ):
     _register(_a)
 
-SPECS["softmax"] = Activation("softmax", -1, "e^x_j / sum e^x_k", "o_j(d_jk - o_k)", (0, 1), False, False)
+SPECS["softmax"] = Activation(
+    "softmax", -1, "e^x_j / sum e^x_k", "o_j(d_jk - o_k)", (0, 1), False, False
+)
 _softmax_doc = "e^x_j / sum_k e^x_k over the last axis;  Jacobian o_j (delta_jk - o_k)"
 activations.register("softmax")(
     type(

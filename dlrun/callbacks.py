@@ -20,8 +20,9 @@ class BestTracker:
     metric has not improved by more than ``min_delta`` for ``patience`` epochs.
     """
 
-    def __init__(self, monitor: str, mode: str = "auto", min_delta: float = 0.0,
-                 patience: int | None = None) -> None:
+    def __init__(
+        self, monitor: str, mode: str = "auto", min_delta: float = 0.0, patience: int | None = None
+    ) -> None:
         self.monitor = monitor
         self.mode = monitor_mode(monitor, mode)
         self.min_delta = min_delta

@@ -39,7 +39,9 @@ def save(
     atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
-def load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any], np.ndarray]:
+def load(
+    path: Path,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any], np.ndarray]:
     """(params, optimizer state, meta, perm); CheckpointError naming the file if unreadable."""
     path = Path(path)
     if not path.is_file():
@@ -49,7 +51,14 @@ def load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict
             data = {k: z[k] for k in z.files}
         meta = json.loads(str(data.pop("meta")))
         perm = data.pop("perm")
-    except (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError, json.JSONDecodeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        KeyError,
+        EOFError,
+        json.JSONDecodeError,
+    ) as exc:
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not a dlrun checkpoint ({type(exc).__name__}: {exc})"
         ) from None

@@ -44,7 +44,9 @@ class EarlyStopping(Settings):
 class Divergence(Settings):
     """What happens when the loss or a gradient becomes NaN or infinite."""
 
-    policy: Literal["stop", "rollback"] = Field("stop", description="stop, or roll back and halve lr")
+    policy: Literal["stop", "rollback"] = Field(
+        "stop", description="stop, or roll back and halve lr"
+    )
     max_rollbacks: int = Field(3, ge=0, description="rollbacks allowed before stopping")
 
 
@@ -70,7 +72,9 @@ class RunConfig(Settings):
     dtype: Literal["float32", "float64"] = "float32"
     data: dict[str, Any] = Field(..., description="dataset: {name: ..., settings}")
     model: dict[str, Any] = Field(..., description="model: {type: sequential, layers: [...]}")
-    loss: str = Field("cross_entropy", description="quadratic | cross_entropy | binary_cross_entropy")
+    loss: str = Field(
+        "cross_entropy", description="quadratic | cross_entropy | binary_cross_entropy"
+    )
     optimizer: dict[str, Any] = Field(default_factory=lambda: {"name": "gd", "lr": 0.1})
     schedule: dict[str, Any] = Field(default_factory=lambda: {"name": "constant"})
     regularizers: list[dict[str, Any]] = Field(default_factory=list)
@@ -168,7 +172,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 node = node[tok]
             else:
                 if not isinstance(node, dict):
-                    raise ConfigError(f"override '{item}': {format_path(tokens[:i])} is not a mapping")
+                    raise ConfigError(
+                        f"override '{item}': {format_path(tokens[:i])} is not a mapping"
+                    )
                 node = node.setdefault(tok, {})
         last = tokens[-1]
         if isinstance(last, int):
@@ -181,7 +187,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 # --------------------------------------------------------------------------- validation
-def validate_model(cls: type[BaseModel], data: Any, path: tuple[Any, ...], source: str) -> BaseModel:
+def validate_model(
+    cls: type[BaseModel], data: Any, path: tuple[Any, ...], source: str
+) -> BaseModel:
     """``cls.model_validate(data)`` with errors turned into one ConfigError."""
     try:
         return cls.model_validate(data)
@@ -189,12 +197,18 @@ def validate_model(cls: type[BaseModel], data: Any, path: tuple[Any, ...], sourc
         raise ConfigError(_describe(exc, cls, data, path, source)) from None
 
 
-def _describe(exc: ValidationError, cls: type[BaseModel], data: Any, path: tuple, source: str) -> str:
+def _describe(
+    exc: ValidationError, cls: type[BaseModel], data: Any, path: tuple, source: str
+) -> str:
     from dlrun.registry import did_you_mean
 
     lines = []
     for err in exc.errors():
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("literal[", "int", "function-"))))
+        loc = tuple(
+            x
+            for x in err["loc"]
+            if not (isinstance(x, str) and x.startswith(("literal[", "int", "function-")))
+        )
         where = format_path((*path, *loc)) or "(top level)"
         if err["type"] == "extra_forbidden":
             allowed = sorted(_fields_at(cls, loc[:-1]))
@@ -238,7 +252,9 @@ def _settings_class(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def resolve_component(registry: Any, raw: Any, key: str, path: tuple, source: str) -> dict[str, Any]:
+def resolve_component(
+    registry: Any, raw: Any, key: str, path: tuple, source: str
+) -> dict[str, Any]:
     """Validate ``{key: name, ...settings}`` against the registered component's Config."""
     if isinstance(raw, str):
         raw = {key: raw}
@@ -280,7 +296,9 @@ def resolve(raw: dict[str, Any], source: str = "") -> dict[str, Any]:
             for i, spec in enumerate(cfg["model"]["layers"])
         ]
     R.losses.get(run.loss, where=f"loss in {source or 'config'}")
-    cfg["optimizer"] = resolve_component(R.optimizers, run.optimizer, "name", ("optimizer",), source)
+    cfg["optimizer"] = resolve_component(
+        R.optimizers, run.optimizer, "name", ("optimizer",), source
+    )
     cfg["schedule"] = resolve_component(R.schedules, run.schedule, "name", ("schedule",), source)
     cfg["regularizers"] = [
         resolve_component(R.regularizers, spec, "name", ("regularizers", i), source)
@@ -295,7 +313,9 @@ def resolve(raw: dict[str, Any], source: str = "") -> dict[str, Any]:
     if run.train.clip is not None:
         from dlrun.clipping import ClipConfig
 
-        train["clip"] = validate_model(ClipConfig, run.train.clip, ("train", "clip"), source).model_dump(mode="json")
+        train["clip"] = validate_model(
+            ClipConfig, run.train.clip, ("train", "clip"), source
+        ).model_dump(mode="json")
     if run.train.augment is not None:
         from dlrun.data.augment import AugmentConfig
 

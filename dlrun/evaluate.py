@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from dlrun import checkpoint, config as C
+from dlrun import checkpoint
+from dlrun import config as C
 from dlrun.errors import ConfigError, DataError
 from dlrun.runs import RunDir
 
@@ -72,6 +73,11 @@ def evaluate_run(
             run = RunDir(Path(run_dir))
             P.confusion(metrics["confusion"], metrics["class_names"], run.plots / "confusion.png")
             if data.x.ndim == 4 or (data.x.ndim == 3 and data.x.shape[1] == data.x.shape[2]):
-                P.misclassified(data.x, data.y, predicted, metrics["class_names"],
-                                run.plots / "misclassified.png")
+                P.misclassified(
+                    data.x,
+                    data.y,
+                    predicted,
+                    metrics["class_names"],
+                    run.plots / "misclassified.png",
+                )
     return metrics

@@ -198,7 +198,9 @@ def check_registered(names: list[str] | None = None) -> list[Report]:
     return reports
 
 
-def check_network(cfg: dict[str, Any], input_shape: Shape, batch: int = 2, seed: int = 0) -> list[Report]:
+def check_network(
+    cfg: dict[str, Any], input_shape: Shape, batch: int = 2, seed: int = 0
+) -> list[Report]:
     """Check each layer of the network a config builds (at its real input shape, small
     batch), then the whole network end to end through the loss w.r.t. every parameter."""
     from dlrun.network import Network

@@ -59,7 +59,12 @@ class Perceptron:
     def layers(config: dict[str, Any]) -> list[Layer]:
         return make_layers(
             [
-                {"type": "dense", "units": config["units"], "init": config["init"], "name": "weights"},
+                {
+                    "type": "dense",
+                    "units": config["units"],
+                    "init": config["init"],
+                    "name": "weights",
+                },
                 {"type": "sign", "straight_through": True, "name": "sign"},
             ]
         )

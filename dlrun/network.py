@@ -100,7 +100,9 @@ class Network:
         """The layers run before the loss (all but a final layer fused into the loss)."""
         return self.layers[:-1] if self.fused else self.layers
 
-    def forward(self, x: np.ndarray, training: bool, layers: list[Layer] | None = None) -> np.ndarray:
+    def forward(
+        self, x: np.ndarray, training: bool, layers: list[Layer] | None = None
+    ) -> np.ndarray:
         for layer in self.layers if layers is None else layers:
             x = layer.forward(x, training)
         return x

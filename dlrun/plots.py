@@ -44,8 +44,12 @@ def grad_norms(rows: list[dict[str, Any]], path: Path) -> Path:
     keys = [k for k in rows[0] if k.startswith("grad_norm/")]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, k in enumerate(keys):
-        a.semilogy([r["epoch"] for r in rows], [r[k] for r in rows], label=k[10:] if len(keys) <= 8 else None,
-                   color=plt.cm.viridis(i / max(len(keys) - 1, 1)))
+        a.semilogy(
+            [r["epoch"] for r in rows],
+            [r[k] for r in rows],
+            label=k[10:] if len(keys) <= 8 else None,
+            color=plt.cm.viridis(i / max(len(keys) - 1, 1)),
+        )
     a.set_xlabel("epoch")
     a.set_ylabel("||dC/dW|| (mean over batches)")
     if len(keys) <= 8:
@@ -73,8 +77,14 @@ def decision_boundary(net: Any, splits: Any, targets: Any, path: Path) -> Path:
     else:
         labels = np.argmax(out, 1)
     fig, ax = plt.subplots(figsize=(5, 4.5))
-    ax.contourf(gx, gy, labels.reshape(gx.shape), alpha=0.3, cmap="coolwarm",
-                levels=np.arange(labels.max() + 2) - 0.5)
+    ax.contourf(
+        gx,
+        gy,
+        labels.reshape(gx.shape),
+        alpha=0.3,
+        cmap="coolwarm",
+        levels=np.arange(labels.max() + 2) - 0.5,
+    )
     ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=12, edgecolors="k", linewidths=0.3)
     ax.set_title("decision boundary")
     return _save(fig, path)
@@ -95,7 +105,11 @@ def run_plots(run: Any, net: Any, splits: Any, targets: Any) -> None:
         i = net.layers.index(convs[0])
         upto = net.layers[: i + 1]
         follower = net.layers[i + 1 : i + 2]
-        if follower and not follower[0].params and follower[0].output_shape == convs[0].output_shape:
+        if (
+            follower
+            and not follower[0].params
+            and follower[0].output_shape == convs[0].output_shape
+        ):
             upto += follower  # the activation that follows the convolution
         x = splits.test.x[:1].astype(net.dtype)
         for layer in upto:
@@ -122,7 +136,7 @@ def activations(path: Path, lo: float = -5.0, hi: float = 5.0) -> Path:
         ax.axvline(0, color="k", lw=0.4)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in axes.ravel()[len(names):]:
+    for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     return _save(fig, path)
 
@@ -134,8 +148,15 @@ def confusion(counts: np.ndarray, names: list[str], path: Path) -> Path:
     ax.imshow(counts, cmap="Blues")
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if counts[i, j] > counts.max() / 2 else "black",
+            )
     ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(k), names, fontsize=7)
     ax.set_xlabel("predicted")

@@ -39,8 +39,12 @@ class Progress:
             )
             self.bar.start()
             self.task = self.bar.add_task(
-                "train", total=epochs * batches, completed=epoch * batches + batch,
-                epoch=epoch + 1, epochs=epochs, stats="",
+                "train",
+                total=epochs * batches,
+                completed=epoch * batches + batch,
+                epoch=epoch + 1,
+                epochs=epochs,
+                stats="",
             )
 
     def batch(self, loss: float, sums: dict[str, float]) -> None:

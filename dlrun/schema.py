@@ -14,7 +14,9 @@ def _variants(registry: R.Registry, key: str) -> dict[str, Any]:
         cfg = getattr(comp, "Config", None)
         schema = cfg.model_json_schema() if cfg is not None else {"type": "object"}
         schema.setdefault("properties", {})[key] = {"const": name}
-        schema["required"] = sorted({*schema.get("required", []), key} - ({key} if False else set()))
+        schema["required"] = sorted(
+            {*schema.get("required", []), key} - ({key} if False else set())
+        )
         schema["title"] = name
         schema["description"] = R.Registry.describe(comp)
         options.append(schema)

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from dlrun import checkpoint, config as C
+from dlrun import checkpoint
+from dlrun import config as C
 from dlrun.callbacks import BestTracker
 from dlrun.data.base import Split, Splits
 from dlrun.errors import CheckpointError, DataError, DlrunError
@@ -106,7 +107,9 @@ class Targets:
         return np.argmax(loss_input, axis=-1)
 
 
-def evaluate(net: Network, split: Split, targets: Targets, batch_size: int = 1024) -> dict[str, float]:
+def evaluate(
+    net: Network, split: Split, targets: Targets, batch_size: int = 1024
+) -> dict[str, float]:
     """Loss (and accuracy for classification) of ``net`` on a split, evaluation mode."""
     total, correct, n = 0.0, 0, 0
     for i in range(0, len(split), batch_size):

@@ -44,8 +44,14 @@ MLP = {
     "train": {"epochs": 1, "batch_size": 64},
 }
 
-RANDOM_DATA = {"name": "blobs", "n": 70000, "classes": 10, "features": 784, "val_fraction": 0.0,
-               "test_fraction": 10000 / 70000}
+RANDOM_DATA = {
+    "name": "blobs",
+    "n": 70000,
+    "classes": 10,
+    "features": 784,
+    "val_fraction": 0.0,
+    "test_fraction": 10000 / 70000,
+}
 
 
 def mlp_config() -> dict:
@@ -57,7 +63,9 @@ def mlp_config() -> dict:
     try:
         from dlrun.config import resolve
 
-        load_data(resolve({**cfg, "data": {**cfg["data"], "download": False}}), make_streams(0)["data"])
+        load_data(
+            resolve({**cfg, "data": {**cfg["data"], "download": False}}), make_streams(0)["data"]
+        )
         cfg["data"]["download"] = False
     except DataError:
         cfg["data"] = RANDOM_DATA
@@ -78,8 +86,10 @@ def torch_epoch(x, y, threads: int = 2) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Linear(784, 256), torch.nn.ReLU(),
-        torch.nn.Linear(256, 128), torch.nn.ReLU(),
+        torch.nn.Linear(784, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 128),
+        torch.nn.ReLU(),
         torch.nn.Linear(128, 10),
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -132,8 +142,12 @@ print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 def child(code: str, *args: str, env: dict | None = None) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
-        env={**os.environ, **(env or {})}, check=True,
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -162,14 +176,22 @@ def bench_mlp(reps: int) -> None:
         print(f"dlrun  MLP epoch: median {m:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours)})")
         if theirs:
             mt = statistics.median(theirs)
-            print(f"torch  MLP epoch: median {mt:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in theirs)})")
+            print(
+                f"torch  MLP epoch: median {mt:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in theirs)})"
+            )
             print(f"ratio dlrun / torch: {m / mt:.2f}  (target <= 0.5)")
         # start-up: process start to first batch, warm cache
-        starts = [child(FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp)["first_batch"] for _ in range(3)]
-        print(f"warm start to first batch: median {statistics.median(starts):.2f} s  (target <= 1.0)")
+        starts = [
+            child(FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp)["first_batch"]
+            for _ in range(3)
+        ]
+        print(
+            f"warm start to first batch: median {statistics.median(starts):.2f} s  (target <= 1.0)"
+        )
         with tempfile.TemporaryDirectory() as cache:
-            cold = child(FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp,
-                         env={"NUMBA_CACHE_DIR": cache})["first_batch"]
+            cold = child(
+                FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp, env={"NUMBA_CACHE_DIR": cache}
+            )["first_batch"]
         print(f"cold start (empty Numba cache) to first batch: {cold:.2f} s  (target <= 15)")
         peak = child(PEAK, json.dumps(cfg), tmp)["peak_mib"]
         print(f"dlrun peak memory (max RSS, one epoch incl. data): {peak:.0f} MiB  (target <= 300)")
@@ -179,8 +201,12 @@ def bench_mlp(reps: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", default="mlp", choices=["mlp", "optim", "cnn", "lstm", "compare"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "which", nargs="?", default="mlp", choices=["mlp", "optim", "cnn", "lstm", "compare"]
+    )
     parser.add_argument("--reps", type=int, default=5)
     args, rest = parser.parse_known_args(argv)
     if args.which == "mlp":

@@ -71,7 +71,7 @@ def rnn_backward(x, U, W, b, h0, dS, activation="tanh", k=None):
 
 
 def lstm_forward(x, W, b, h0, c0, candidate="tanh"):
-    """h: (N, T, H) and a cache; W: (H + F, 4H) acting on [h_{t-1}, x_t], blocks f, i, C~, o."""
+    """h: (N, T, H) and a cache; W: (H + F, 4H) acting on [h_{t-1}, x_t], blocks f, i, o, C~."""
     n, steps, _ = x.shape
     H = len(b) // 4
     h_prev = np.broadcast_to(h0, (n, H)).astype(x.dtype)
@@ -83,8 +83,8 @@ def lstm_forward(x, W, b, h0, c0, candidate="tanh"):
         z = hx @ W + b
         f = sigmoid(z[:, :H])
         i = sigmoid(z[:, H : 2 * H])
-        g = act(candidate, z[:, 2 * H : 3 * H])
-        o = sigmoid(z[:, 3 * H :])
+        o = sigmoid(z[:, 2 * H : 3 * H])
+        g = act(candidate, z[:, 3 * H :])
         c = f * c_prev + i * g
         h = o * np.tanh(c)
         cache.append((hx, f, i, g, o, c_prev, c))
@@ -115,8 +115,8 @@ def lstm_backward(x, W, b, h0, c0, dH, candidate="tanh", k=None):
                 [
                     dc * c_prev * f * (1 - f),
                     dc * g * i * (1 - i),
-                    dc * i * act_grad_from_output(candidate, g),
                     dh * tc * o * (1 - o),
+                    dc * i * act_grad_from_output(candidate, g),
                 ],
                 axis=1,
             )

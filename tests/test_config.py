@@ -15,8 +15,13 @@ def test_defaults_are_filled_in(tmp_path):
     cfg = C.load(write(tmp_path / "run.yaml", small_config()))
     assert cfg["name"] == "run"
     assert cfg["model"]["layers"][0] == {
-        "type": "dense", "units": 8, "activation": "tanh", "slope": 0.01, "bias": True,
-        "init": None, "bias_init": "zeros",
+        "type": "dense",
+        "units": 8,
+        "activation": "tanh",
+        "slope": 0.01,
+        "bias": True,
+        "init": None,
+        "bias_init": "zeros",
     }
     assert cfg["optimizer"]["name"] == "gd" and cfg["optimizer"]["lr"] == 0.3
     assert cfg["schedule"]["name"] == "constant"
@@ -68,7 +73,9 @@ def test_unknown_key_suggests_the_closest(tmp_path):
 def test_unknown_layer_key_names_the_layer_path(tmp_path):
     cfg = small_config()
     cfg["model"]["layers"][1]["unit"] = 4
-    with pytest.raises(ConfigError, match=r"unknown key 'unit' at model\.layers\[1\]\.unit.*did you mean 'units'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'unit' at model\.layers\[1\]\.unit.*did you mean 'units'"
+    ):
         C.load(write(tmp_path / "c.yaml", cfg))
 
 
@@ -88,14 +95,24 @@ def test_wrong_type_or_range_names_path_value_and_rule(tmp_path):
 def test_unknown_component_lists_known_names(tmp_path):
     cfg = small_config()
     cfg["model"]["layers"][0]["type"] = "dens"
-    with pytest.raises(ConfigError, match=r"unknown layer 'dens'.*did you mean 'dense'.*known: .*dense"):
+    with pytest.raises(
+        ConfigError, match=r"unknown layer 'dens'.*did you mean 'dense'.*known: .*dense"
+    ):
         C.load(write(tmp_path / "c.yaml", cfg))
 
 
 def test_overrides_with_dotted_and_indexed_paths(tmp_path):
     path = write(tmp_path / "c.yaml", small_config())
-    cfg = C.load(path, ["optimizer.lr=0.01", "model.layers[0].units=64", "train.batch_size=full",
-                        "model.layers[-1].type=softmax", "data.noise=0.2"])
+    cfg = C.load(
+        path,
+        [
+            "optimizer.lr=0.01",
+            "model.layers[0].units=64",
+            "train.batch_size=full",
+            "model.layers[-1].type=softmax",
+            "data.noise=0.2",
+        ],
+    )
     assert cfg["optimizer"]["lr"] == 0.01 and isinstance(cfg["optimizer"]["lr"], float)
     assert cfg["model"]["layers"][0]["units"] == 64
     assert cfg["train"]["batch_size"] == "full"

@@ -24,18 +24,24 @@ def test_eval_reports_the_confusion_matrix(runs_dir):
     assert (result.run_dir / "plots" / "confusion.png").is_file()
 
 
-@pytest.mark.skipif(not HAVE_FASHION, reason="needs Debian's dataset-fashion-mnist (CI installs it)")
+@pytest.mark.skipif(
+    not HAVE_FASHION, reason="needs Debian's dataset-fashion-mnist (CI installs it)"
+)
 def test_cnn_run_pictures(runs_dir):
     cfg = {
         "data": {"name": "fashion_mnist", "n_train": 600, "download": False},
-        "model": {"type": "sequential", "init": "he_normal", "layers": [
-            {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"},
-            {"type": "relu"},
-            {"type": "maxpool2d", "size": 2},
-            {"type": "flatten"},
-            {"type": "dense", "units": 10},
-            {"type": "softmax"},
-        ]},
+        "model": {
+            "type": "sequential",
+            "init": "he_normal",
+            "layers": [
+                {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"},
+                {"type": "relu"},
+                {"type": "maxpool2d", "size": 2},
+                {"type": "flatten"},
+                {"type": "dense", "units": 10},
+                {"type": "softmax"},
+            ],
+        },
         "optimizer": {"name": "adam", "lr": 0.003},
         "train": {"epochs": 1, "batch_size": 64},
     }

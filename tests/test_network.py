@@ -46,7 +46,14 @@ def test_perceptron_step_is_rosenblatts_rule():
 @pytest.mark.parametrize("hidden", [0, 3, 20])
 def test_any_depth_builds(hidden):
     layers = [{"type": "dense", "units": 8, "activation": "relu"}] * hidden
-    net = build(small_config(model={"type": "sequential", "layers": [*layers, {"type": "dense", "units": 2}, {"type": "softmax"}]}))
+    net = build(
+        small_config(
+            model={
+                "type": "sequential",
+                "layers": [*layers, {"type": "dense", "units": 2}, {"type": "softmax"}],
+            }
+        )
+    )
     assert len(net.layers) == hidden + 2
     loss, _ = net.train_step_grads(np.ones((4, 2)), np.array([0, 1, 0, 1]))
     assert np.isfinite(loss) and np.isfinite(net.grads).all()
@@ -63,7 +70,14 @@ def test_state_dict_round_trip_and_mismatch():
     a, b = build(small_config()), build(small_config(seed=9))
     b.load_state_dict(a.state_dict())
     np.testing.assert_array_equal(a.params, b.params)
-    other = build(small_config(model={"type": "sequential", "layers": [{"type": "dense", "units": 3}, {"type": "softmax"}]}))
+    other = build(
+        small_config(
+            model={
+                "type": "sequential",
+                "layers": [{"type": "dense", "units": 3}, {"type": "softmax"}],
+            }
+        )
+    )
     with pytest.raises(CheckpointError, match="does not match the network"):
         other.load_state_dict(a.state_dict())
 

@@ -13,7 +13,10 @@ def test_every_registry_is_filled_and_described():
 
 
 def test_unknown_name_lists_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown loss 'crossentropy'.*did you mean 'cross_entropy'.*known: binary_cross_entropy, cross_entropy, quadratic"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown loss 'crossentropy'.*did you mean 'cross_entropy'.*known: binary_cross_entropy, cross_entropy, quadratic",
+    ):
         R.losses.get("crossentropy")
 
 
@@ -32,8 +35,34 @@ def test_double_registration_is_refused():
 
 
 def test_course_components_are_registered():
-    assert {"sigmoid", "tanh", "softsign", "relu", "leaky_relu", "softplus", "softmax", "sign"} <= set(R.activations.names())
+    assert {
+        "sigmoid",
+        "tanh",
+        "softsign",
+        "relu",
+        "leaky_relu",
+        "softplus",
+        "softmax",
+        "sign",
+    } <= set(R.activations.names())
     assert {"quadratic", "cross_entropy", "binary_cross_entropy"} <= set(R.losses.names())
-    assert {"small_uniform", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros"} <= set(R.initializers.names())
-    assert {"xor", "xor_noisy", "and", "or", "moons", "circles", "spirals", "blobs", "sine_regression"} <= set(R.datasets.names())
+    assert {
+        "small_uniform",
+        "glorot_uniform",
+        "glorot_normal",
+        "he_uniform",
+        "he_normal",
+        "zeros",
+    } <= set(R.initializers.names())
+    assert {
+        "xor",
+        "xor_noisy",
+        "and",
+        "or",
+        "moons",
+        "circles",
+        "spirals",
+        "blobs",
+        "sine_regression",
+    } <= set(R.datasets.names())
     assert {"perceptron", "sequential"} <= set(R.models.names())

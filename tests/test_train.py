@@ -28,14 +28,33 @@ def test_run_directory_contents(runs_dir):
     result = train(small_config(), runs_dir=runs_dir, overrides=["optimizer.lr=0.2"], name="demo")
     d = result.run_dir
     assert d.parent == runs_dir and d.name.startswith("demo-")
-    for name in ("config.yaml", "overrides.txt", "env.json", "metrics.csv", "summary.json", "log.txt",
-                 "checkpoints/last.npz", "checkpoints/best.npz", "plots/curves.png",
-                 "plots/decision_boundary.png", "plots/grad_norms.png"):
+    for name in (
+        "config.yaml",
+        "overrides.txt",
+        "env.json",
+        "metrics.csv",
+        "summary.json",
+        "log.txt",
+        "checkpoints/last.npz",
+        "checkpoints/best.npz",
+        "plots/curves.png",
+        "plots/decision_boundary.png",
+        "plots/grad_norms.png",
+    ):
         assert (d / name).is_file(), name
     assert (d / "overrides.txt").read_text() == "optimizer.lr=0.2\n"
     header = (d / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert header == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
-                      "grad_norm/dense_0", "grad_norm/dense_1"]
+    assert header == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+        "grad_norm/dense_0",
+        "grad_norm/dense_1",
+    ]
     summary = json.loads((d / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert 0.5 < summary["final"]["test_accuracy"] <= 1.0
@@ -139,7 +158,13 @@ def test_bad_config_creates_no_run_directory(runs_dir):
 def test_regression_run_has_no_accuracy(runs_dir):
     cfg = small_config(
         data={"name": "sine_regression", "n": 200},
-        model={"type": "sequential", "layers": [{"type": "dense", "units": 8, "activation": "tanh"}, {"type": "dense", "units": 1}]},
+        model={
+            "type": "sequential",
+            "layers": [
+                {"type": "dense", "units": 8, "activation": "tanh"},
+                {"type": "dense", "units": 1},
+            ],
+        },
         loss="quadratic",
     )
     result = train(cfg, runs_dir=runs_dir)
@@ -148,8 +173,10 @@ def test_regression_run_has_no_accuracy(runs_dir):
 
 def test_early_stopping_restores_the_best_weights(runs_dir):
     es = {"monitor": "val_loss", "patience": 2, "restore_best": True}
-    cfg = small_config(train={"epochs": 40, "batch_size": 8, "early_stopping": es},
-                       optimizer={"name": "gd", "lr": 3.0})
+    cfg = small_config(
+        train={"epochs": 40, "batch_size": 8, "early_stopping": es},
+        optimizer={"name": "gd", "lr": 3.0},
+    )
     result = train(cfg, runs_dir=runs_dir)
     s = result.summary
     assert s["best_epoch"] == s["restored_best_epoch"]
@@ -157,5 +184,7 @@ def test_early_stopping_restores_the_best_weights(runs_dir):
     from dlrun.evaluate import evaluate_run
 
     # the final test metrics are those of the best checkpoint
-    assert evaluate_run(result.run_dir, "test", "best")["loss"] == pytest.approx(s["final"]["test_loss"])
+    assert evaluate_run(result.run_dir, "test", "best")["loss"] == pytest.approx(
+        s["final"]["test_loss"]
+    )
     assert best

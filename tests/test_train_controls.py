@@ -15,11 +15,14 @@ from tests.test_train import interrupt_at, params_of
 
 REGRESSION = dict(
     data={"name": "sine_regression", "n": 200},
-    model={"type": "sequential", "layers": [
-        {"type": "dense", "units": 16, "activation": "tanh"},
-        {"type": "dense", "units": 16, "activation": "tanh"},
-        {"type": "dense", "units": 1},
-    ]},
+    model={
+        "type": "sequential",
+        "layers": [
+            {"type": "dense", "units": 16, "activation": "tanh"},
+            {"type": "dense", "units": 16, "activation": "tanh"},
+            {"type": "dense", "units": 1},
+        ],
+    },
     loss="quadratic",
 )
 
@@ -27,8 +30,12 @@ REGRESSION = dict(
 def test_penalty_is_part_of_the_reported_loss(runs_dir):
     plain = train(small_config(train={"epochs": 1, "batch_size": "full"}), runs_dir=runs_dir)
     alpha = 0.5
-    reg = train(small_config(train={"epochs": 1, "batch_size": "full"},
-                             regularizers=[{"name": "l2", "alpha": alpha}]), runs_dir=runs_dir)
+    reg = train(
+        small_config(
+            train={"epochs": 1, "batch_size": "full"}, regularizers=[{"name": "l2", "alpha": alpha}]
+        ),
+        runs_dir=runs_dir,
+    )
     # one full-batch step: the reported loss is the data loss at the initial weights plus alpha/2 sum w^2
     w = params_of(plain.run_dir, "last")
     init = checkpoint.load(next((runs_dir).glob("run-*")) / "checkpoints" / "last.npz")[0]
@@ -42,26 +49,43 @@ def test_penalty_is_part_of_the_reported_loss(runs_dir):
     cfg = resolve(small_config())
     net = Network.from_config(cfg)
     net.build((2,), make_streams(cfg["seed"])["init"], np.float32)
-    penalty = 0.5 * alpha * sum(float(np.sum(l.params["W"].astype(np.float64) ** 2)) for l in net.layers if "W" in l.params)
+    penalty = (
+        0.5
+        * alpha
+        * sum(
+            float(np.sum(l.params["W"].astype(np.float64) ** 2))
+            for l in net.layers
+            if "W" in l.params
+        )
+    )
     assert first == pytest.approx(base + penalty, rel=1e-5)
     assert w
 
 
 def test_l1_gives_sparser_weights_than_l2(runs_dir):
     common = dict(train={"epochs": 30, "batch_size": 16}, optimizer={"name": "gd", "lr": 0.1})
-    l1 = train(small_config(regularizers=[{"name": "l1", "alpha": 0.01}], **common), runs_dir=runs_dir)
-    l2 = train(small_config(regularizers=[{"name": "l2", "alpha": 0.01}], **common), runs_dir=runs_dir)
+    l1 = train(
+        small_config(regularizers=[{"name": "l1", "alpha": 0.01}], **common), runs_dir=runs_dir
+    )
+    l2 = train(
+        small_config(regularizers=[{"name": "l2", "alpha": 0.01}], **common), runs_dir=runs_dir
+    )
     assert l1.summary["sparsity"] > l2.summary["sparsity"] + 0.05
 
 
 @pytest.mark.parametrize("policy", ["stop", "rollback"])
 def test_divergence_guard(runs_dir, policy):
-    cfg = small_config(optimizer={"name": "gd", "lr": 1e4}, train={
-        "epochs": 3, "batch_size": 16, "divergence": {"policy": policy, "max_rollbacks": 2}}, **REGRESSION)
+    cfg = small_config(
+        optimizer={"name": "gd", "lr": 1e4},
+        train={"epochs": 3, "batch_size": 16, "divergence": {"policy": policy, "max_rollbacks": 2}},
+        **REGRESSION,
+    )
     result = train(cfg, runs_dir=runs_dir)
     s = result.summary
     assert s["status"] == "diverged"
-    assert "non-finite" in s["reason"] and ("layer 'dense_" in s["reason"] or "gradient of 'dense_" in s["reason"])
+    assert "non-finite" in s["reason"] and (
+        "layer 'dense_" in s["reason"] or "gradient of 'dense_" in s["reason"]
+    )
     assert s["rollbacks"] == (2 if policy == "rollback" else 0)
     params = params_of(result.run_dir)  # the last good checkpoint is kept and finite
     assert all(np.isfinite(v).all() for v in params.values())
@@ -69,8 +93,15 @@ def test_divergence_guard(runs_dir, policy):
 
 
 def test_rollback_halves_the_rate_until_training_works(runs_dir):
-    cfg = small_config(optimizer={"name": "gd", "lr": 40.0}, train={
-        "epochs": 3, "batch_size": 16, "divergence": {"policy": "rollback", "max_rollbacks": 20}}, **REGRESSION)
+    cfg = small_config(
+        optimizer={"name": "gd", "lr": 40.0},
+        train={
+            "epochs": 3,
+            "batch_size": 16,
+            "divergence": {"policy": "rollback", "max_rollbacks": 20},
+        },
+        **REGRESSION,
+    )
     s = train(cfg, runs_dir=runs_dir).summary
     assert s["status"] == "completed" and s["rollbacks"] >= 1
     assert s["final"]["lr"] == pytest.approx(40.0 * 0.5 ** s["rollbacks"])
@@ -79,24 +110,35 @@ def test_rollback_halves_the_rate_until_training_works(runs_dir):
 
 def test_clipping_keeps_an_exploding_setting_finite(runs_dir):
     base = dict(optimizer={"name": "gd", "lr": 30.0}, **REGRESSION)
-    wild = train(small_config(train={"epochs": 3, "batch_size": 16}, **base), runs_dir=runs_dir).summary
-    clipped = train(small_config(train={"epochs": 3, "batch_size": 16,
-                                        "clip": {"mode": "global_norm", "limit": 0.01}}, **base),
-                    runs_dir=runs_dir).summary
+    wild = train(
+        small_config(train={"epochs": 3, "batch_size": 16}, **base), runs_dir=runs_dir
+    ).summary
+    clipped = train(
+        small_config(
+            train={"epochs": 3, "batch_size": 16, "clip": {"mode": "global_norm", "limit": 0.01}},
+            **base,
+        ),
+        runs_dir=runs_dir,
+    ).summary
     assert wild["status"] == "diverged"
     assert clipped["status"] == "completed"
 
 
 def test_schedule_sets_the_rate_per_epoch(runs_dir):
-    cfg = small_config(schedule={"name": "step", "step_size": 1, "gamma": 0.5},
-                       train={"epochs": 3, "batch_size": 16})
+    cfg = small_config(
+        schedule={"name": "step", "step_size": 1, "gamma": 0.5},
+        train={"epochs": 3, "batch_size": 16},
+    )
     rows = RunDir(train(cfg, runs_dir=runs_dir).run_dir).metrics()
     assert [r["lr"] for r in rows] == pytest.approx([0.3, 0.15, 0.075])
 
 
 def test_noise_augmentation_for_vectors_changes_training_only(runs_dir):
     a = train(small_config(), runs_dir=runs_dir)
-    b = train(small_config(train={"epochs": 3, "batch_size": 16, "augment": {"noise": 0.3}}), runs_dir=runs_dir)
+    b = train(
+        small_config(train={"epochs": 3, "batch_size": 16, "augment": {"noise": 0.3}}),
+        runs_dir=runs_dir,
+    )
     ra, rb = RunDir(a.run_dir).metrics(), RunDir(b.run_dir).metrics()
     assert ra[0]["loss"] != rb[0]["loss"]
 
@@ -105,12 +147,15 @@ def test_noise_augmentation_for_vectors_changes_training_only(runs_dir):
 def test_exact_resume_with_stateful_optimizer_dropout_and_augmentation(runs_dir, optimizer):
     cfg = small_config(
         optimizer={"name": optimizer},
-        model={"type": "sequential", "layers": [
-            {"type": "dense", "units": 16, "activation": "relu"},
-            {"type": "dropout", "rate": 0.3},
-            {"type": "dense", "units": 2},
-            {"type": "softmax"},
-        ]},
+        model={
+            "type": "sequential",
+            "layers": [
+                {"type": "dense", "units": 16, "activation": "relu"},
+                {"type": "dropout", "rate": 0.3},
+                {"type": "dense", "units": 2},
+                {"type": "softmax"},
+            ],
+        },
         schedule={"name": "cosine", "epochs": 4},
         train={"epochs": 4, "batch_size": 16, "augment": {"noise": 0.05}},
     )
@@ -118,7 +163,10 @@ def test_exact_resume_with_stateful_optimizer_dropout_and_augmentation(runs_dir,
     part = train(cfg, runs_dir=runs_dir / "b", callbacks=[interrupt_at(11)])
     assert part.summary["status"] == "interrupted"
     train({}, resume=part.run_dir)
-    a, b = checkpoint.load(full.run_dir / "checkpoints" / "last.npz"), checkpoint.load(part.run_dir / "checkpoints" / "last.npz")
+    a, b = (
+        checkpoint.load(full.run_dir / "checkpoints" / "last.npz"),
+        checkpoint.load(part.run_dir / "checkpoints" / "last.npz"),
+    )
     for key in a[0]:
         np.testing.assert_array_equal(a[0][key], b[0][key])
     for key in a[1]:

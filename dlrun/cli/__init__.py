@@ -35,6 +35,7 @@ def _root(
 
 
 from dlrun.cli import (  # noqa: E402  (commands register themselves on `app`)
+    compare_cmd,
     config_cmd,
     eval_cmd,
     gradcheck_cmd,
@@ -46,7 +47,7 @@ from dlrun.cli import (  # noqa: E402  (commands register themselves on `app`)
 )
 
 __all__ = ["app", "main"]
-_ = (config_cmd, eval_cmd, gradcheck_cmd, list_cmd, plot_cmd, runs_cmd, schema_cmd, train_cmd)
+_ = (compare_cmd, config_cmd, eval_cmd, gradcheck_cmd, list_cmd, plot_cmd, runs_cmd, schema_cmd, train_cmd)
 
 
 def main() -> None:

@@ -17,7 +17,9 @@ app.add_typer(config_app, name="config")
 @config_app.command("show")
 def show(
     config: Path = typer.Argument(..., help="YAML config file."),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Override a key: --set optimizer.lr=0.01"),
+    set_: list[str] = typer.Option(
+        [], "--set", "-s", help="Override a key: --set optimizer.lr=0.01"
+    ),
 ) -> None:
     """Print the resolved config: extends merged, overrides applied, every default filled in."""
     from dlrun.config import load

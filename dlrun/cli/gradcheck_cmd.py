@@ -13,8 +13,12 @@ from dlrun.cli._util import console, handle_errors
 
 @app.command()
 def gradcheck(
-    names: list[str] = typer.Argument(None, help="Layers or losses to check (default: all registered)."),
-    config: Path = typer.Option(None, "--config", "-c", help="Check the network this config builds."),
+    names: list[str] = typer.Argument(
+        None, help="Layers or losses to check (default: all registered)."
+    ),
+    config: Path = typer.Option(
+        None, "--config", "-c", help="Check the network this config builds."
+    ),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override a config key."),
 ) -> None:
     """Check every layer's and loss's gradients against central differences (float64).
@@ -36,15 +40,32 @@ def gradcheck(
         else:
             reports = G.check_registered(names or None)
         table = Table(title="gradient check (float64, central differences)")
-        for col in ("component", "tensor", "max abs err", "max rel err", "checked", "kink skips", "result"):
-            table.add_column(col, justify="left" if col in ("component", "tensor", "result") else "right")
+        for col in (
+            "component",
+            "tensor",
+            "max abs err",
+            "max rel err",
+            "checked",
+            "kink skips",
+            "result",
+        ):
+            table.add_column(
+                col, justify="left" if col in ("component", "tensor", "result") else "right"
+            )
         for rep in reports:
             if rep.error:
                 table.add_row(rep.name, "-", "-", "-", "-", "-", f"[red]ERROR {rep.error}[/]")
             for row in rep.rows:
                 ok = "[green]pass[/]" if row.passed else f"[red]FAIL ({row.failed})[/]"
-                table.add_row(rep.name, row.what, f"{row.max_abs:.1e}", f"{row.max_rel:.1e}",
-                              str(row.n), str(row.skipped), ok)
+                table.add_row(
+                    rep.name,
+                    row.what,
+                    f"{row.max_abs:.1e}",
+                    f"{row.max_rel:.1e}",
+                    str(row.n),
+                    str(row.skipped),
+                    ok,
+                )
         console.print(table)
         failed = [r.name for r in reports if not r.passed]
         if failed:

@@ -10,7 +10,9 @@ from dlrun.cli._util import console, handle_errors
 
 
 @app.command("list")
-def list_(kind: str = typer.Argument(None, help="Only this registry, e.g. layers or optimizers.")) -> None:
+def list_(
+    kind: str = typer.Argument(None, help="Only this registry, e.g. layers or optimizers."),
+) -> None:
     """Everything registered (layers, activations, losses, optimizers, ...) with a one-line description."""
     from dlrun import registry as R
     from dlrun.errors import ConfigError

@@ -12,14 +12,22 @@ from dlrun.cli._util import console, handle_errors
 
 
 @app.command()
-def runs(runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run directories.")) -> None:
+def runs(
+    runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run directories."),
+) -> None:
     """A table of runs: name, status, epochs, best monitored metric, duration."""
     from dlrun.runs import list_runs
 
     with handle_errors():
         table = Table(title=str(runs_dir))
-        for col, just in (("run", "left"), ("status", "left"), ("epochs", "right"),
-                          ("best", "right"), ("test acc", "right"), ("seconds", "right")):
+        for col, just in (
+            ("run", "left"),
+            ("status", "left"),
+            ("epochs", "right"),
+            ("best", "right"),
+            ("test acc", "right"),
+            ("seconds", "right"),
+        ):
             table.add_column(col, justify=just, no_wrap=col == "run")  # type: ignore[arg-type]
         for r in list_runs(runs_dir):
             monitor = r.get("monitor") or "val_loss"

@@ -12,14 +12,25 @@ from dlrun.cli._util import console, handle_errors
 
 @app.command()
 def train(
-    config: Path = typer.Argument(None, help="YAML config file (not needed with --resume).", show_default=False),
-    set_: list[str] = typer.Option(
-        [], "--set", "-s", help="Override a key: --set optimizer.lr=0.01 --set model.layers[1].units=64"
+    config: Path = typer.Argument(
+        None, help="YAML config file (not needed with --resume).", show_default=False
     ),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder that receives the run directory."),
-    name: str = typer.Option(None, "--name", help="Run name (default: the config's name or file stem)."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        "-s",
+        help="Override a key: --set optimizer.lr=0.01 --set model.layers[1].units=64",
+    ),
+    runs_dir: Path = typer.Option(
+        Path("runs"), "--runs-dir", help="Folder that receives the run directory."
+    ),
+    name: str = typer.Option(
+        None, "--name", help="Run name (default: the config's name or file stem)."
+    ),
     resume: Path = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bar."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="One plain line per epoch, no progress bar."
+    ),
 ) -> None:
     """Train one network; everything about the run goes into its run directory.
 
@@ -44,7 +55,11 @@ def train(
         s = result.summary
         console.print(f"run: {result.run_dir}")
         final = s.get("final", {})
-        shown = {k: v for k, v in final.items() if k.startswith("test_") or k in ("loss", "val_loss", "val_accuracy")}
+        shown = {
+            k: v
+            for k, v in final.items()
+            if k.startswith("test_") or k in ("loss", "val_loss", "val_accuracy")
+        }
         console.print(f"status: {s['status']}" + (f" ({s['reason']})" if s.get("reason") else ""))
         if shown:
             console.print("  ".join(f"{k} {v:.4g}" for k, v in shown.items()))

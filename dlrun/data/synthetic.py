@@ -64,11 +64,19 @@ class CloudConfig(DataConfig):
     noise: float = Field(0.1, ge=0, description="standard deviation of added gaussian noise")
 
 
-def _finish(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, c: DataConfig, k: int) -> Splits:
+def _finish(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, c: DataConfig, k: int
+) -> Splits:
     names = [str(i) for i in range(k)]
     return split_arrays(
-        x.astype(np.float32), y.astype(np.int64), rng, c.val_fraction, c.test_fraction,
-        "classification", k, names,
+        x.astype(np.float32),
+        y.astype(np.int64),
+        rng,
+        c.val_fraction,
+        c.test_fraction,
+        "classification",
+        k,
+        names,
     )
 
 
@@ -155,7 +163,9 @@ class Blobs(Dataset):
         centres = rng.uniform(-5, 5, size=(c.classes, c.features))
         y = rng.integers(0, c.classes, size=c.n)
         x = centres[y] + rng.normal(0, c.spread, size=(c.n, c.features))
-        return _finish(x + rng.normal(0, c.noise, size=x.shape) if c.noise else x, y, rng, c, c.classes)
+        return _finish(
+            x + rng.normal(0, c.noise, size=x.shape) if c.noise else x, y, rng, c, c.classes
+        )
 
 
 @datasets.register("sine_regression")
@@ -170,6 +180,10 @@ class SineRegression(Dataset):
         x = rng.uniform(-np.pi, np.pi, size=(c.n, 1))
         t = np.sin(c.periods * x) + rng.normal(0, c.noise, size=x.shape)
         return split_arrays(
-            x.astype(np.float32), t.astype(np.float32), rng, c.val_fraction, c.test_fraction,
+            x.astype(np.float32),
+            t.astype(np.float32),
+            rng,
+            c.val_fraction,
+            c.test_fraction,
             "regression",
         )

@@ -46,7 +46,9 @@ class ActivationLayer(Layer):
 def _simple(name: str) -> type[ActivationLayer]:
     spec = acts.SPECS[name]
     doc = f"Activation layer: {name}(x) = {spec.formula}, derivative {spec.derivative}."
-    return layers.register(name)(type(name.capitalize(), (ActivationLayer,), {"fn": name, "__doc__": doc}))
+    return layers.register(name)(
+        type(name.capitalize(), (ActivationLayer,), {"fn": name, "__doc__": doc})
+    )
 
 
 Sigmoid = _simple("sigmoid")
@@ -64,7 +66,9 @@ class LeakyReLU(ActivationLayer):
 
     class Config(Settings):
         slope: float | None = Field(None, gt=0, description="slope for x < 0 (default 0.01)")
-        a: float | None = Field(None, gt=0, description="the course's divisor: x / a, i.e. slope 1/a")
+        a: float | None = Field(
+            None, gt=0, description="the course's divisor: x / a, i.e. slope 1/a"
+        )
 
         @model_validator(mode="after")
         def _fill(self) -> LeakyReLU.Config:

@@ -88,7 +88,9 @@ class Layer:
         from dlrun.registry import initializers
 
         name = init or self.default_init
-        return initializers.get(name, where=f"layer '{self.name}'")(shape, fan_in, fan_out, rng, dtype)
+        return initializers.get(name, where=f"layer '{self.name}'")(
+            shape, fan_in, fan_out, rng, dtype
+        )
 
     def set_rng(self, rng: np.random.Generator) -> None:
         """Give a stochastic layer (dropout) its random stream; others ignore it."""

@@ -44,7 +44,9 @@ def test_help_and_version():
 
 def test_train_runs_and_eval(cfg_file, tmp_path):
     runs = tmp_path / "runs"
-    result = invoke("train", cfg_file, "--runs-dir", runs, "--quiet", "--set", "train.epochs=2", "--name", "cli")
+    result = invoke(
+        "train", cfg_file, "--runs-dir", runs, "--quiet", "--set", "train.epochs=2", "--name", "cli"
+    )
     assert result.exit_code == 0, result.output
     assert "epoch 2/2" in result.output and "status: completed" in result.output
     run_dir = next(runs.iterdir())
@@ -63,7 +65,9 @@ def test_config_error_is_one_message_exit_2_no_traceback(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     result = invoke("train", path, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 2
-    assert "unknown key 'optimiser'" in result.output and "did you mean 'optimizer'" in result.output
+    assert (
+        "unknown key 'optimiser'" in result.output and "did you mean 'optimizer'" in result.output
+    )
     assert "Traceback" not in result.output
     assert not (tmp_path / "runs").exists()
 
@@ -110,8 +114,19 @@ def test_schema_is_json_schema():
 
 def test_list_shows_every_registry_with_descriptions():
     out = invoke("list").output
-    for word in ("layers", "activations", "losses", "optimizers", "initializers", "datasets", "models",
-                 "leaky_relu", "perceptron", "spirals", "Glorot"):
+    for word in (
+        "layers",
+        "activations",
+        "losses",
+        "optimizers",
+        "initializers",
+        "datasets",
+        "models",
+        "leaky_relu",
+        "perceptron",
+        "spirals",
+        "Glorot",
+    ):
         assert word in out
     assert "dense" in invoke("list", "layers").output
 

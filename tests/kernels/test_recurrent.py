@@ -66,10 +66,10 @@ def test_rnn_step_backward_two_slots(name):
 def lstm_reference(gx, gh, b, c_prev, cand):
     h = c_prev.shape[1]
     z = (gx + gh + b).astype(np.float64)
-    f, i, o = sigmoid(z[:, :h]), sigmoid(z[:, h : 2 * h]), sigmoid(z[:, 3 * h :])
-    g = act(cand, z[:, 2 * h : 3 * h])
+    f, i, o = sigmoid(z[:, :h]), sigmoid(z[:, h : 2 * h]), sigmoid(z[:, 2 * h : 3 * h])
+    g = act(cand, z[:, 3 * h :])
     c = f * c_prev + i * g
-    return np.concatenate([f, i, g, o], axis=1), c, np.tanh(c), o * np.tanh(c)
+    return np.concatenate([f, i, o, g], axis=1), c, np.tanh(c), o * np.tanh(c)
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-14), (np.float32, 2e-6)])
@@ -90,7 +90,7 @@ def test_lstm_step_backward_two_slots(cand):
     rng = np.random.default_rng(3)
     gx, gh, b, c_prev = blocks(rng, np.float64)
     gates, c, tc, _ = lstm_reference(gx, gh, b, c_prev, cand)
-    f, i, g, o = np.split(gates, 4, axis=1)
+    f, i, o, g = np.split(gates, 4, axis=1)
     dh = rng.standard_normal((2, 3, 5))
     dc = rng.standard_normal((2, 3, 5))
     dc_in = dc.copy()
@@ -101,8 +101,8 @@ def test_lstm_step_backward_two_slots(cand):
         [
             dct * c_prev * f * (1 - f),
             dct * g * i * (1 - i),
-            dct * i * act_grad_from_output(cand, g),
             dh * tc * o * (1 - o),
+            dct * i * act_grad_from_output(cand, g),
         ],
         axis=2,
     )

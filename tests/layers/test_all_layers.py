@@ -33,7 +33,9 @@ def test_layer_shapes_and_dtypes(name, i, example):
 @pytest.mark.parametrize("name,i,example", CASES)
 def test_layer_gradcheck(name, i, example):
     cls = layers.get(name)
-    report = check_layer(cls(cls.Config(**example["config"]), name=name), tuple(example["input_shape"]))
+    report = check_layer(
+        cls(cls.Config(**example["config"]), name=name), tuple(example["input_shape"])
+    )
     assert report.passed, report.text()
 
 

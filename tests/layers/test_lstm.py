@@ -158,3 +158,12 @@ def test_config_rejects_bad_values():
         LSTM.Config(units=3, candidate_activation="relu")
     with pytest.raises(ValidationError):
         LSTM.Config(units=0)
+
+
+def test_any_sequence_length_at_run_time():
+    """Sampling feeds growing contexts: a layer built for T = 6 runs on T = 1 .. 9."""
+    layer = make(np.float64, steps=6, return_sequences=True)
+    for steps in (1, 3, 9):
+        x = np.random.default_rng(steps).standard_normal((2, steps, 3))
+        hs, _ = naive.lstm_forward(x, *reference_args(layer))
+        np.testing.assert_allclose(layer.forward(x, False), hs, atol=1e-12)
