@@ -1,0 +1,246 @@
+"""Fused elementwise kernels of the recurrent layers (one time step each).
+
+The layers do the matrix products with NumPy's BLAS (the input projection of
+all time steps in one product, the recurrent product once per step); these
+kernels do what lies between two products: add the pieces, apply the gate
+nonlinearities, update the cell, and (backward) multiply by the derivatives.
+
+Backward kernels work on ``A`` "slots" of gradient at once, shape (A, N, H):
+with truncated BPTT each slot carries the gradient of one output time step
+(which must stop after k steps), so all live chains go through one product.
+Full BPTT uses a single slot.
+
+Nonlinearities. Numba without Intel SVML (the llvmlite wheels here are built
+without it) calls the scalar libm ``exp``/``tanh`` once per element and
+cannot vectorise the loop; that made the gate kernels ~4x slower than the
+products around them. In float32 the kernels therefore use a rational
+approximation that vectorises:
+
+    tanh(x) ~= a P(a^2) / Q(a^2),  a = clip(x, -9, 9),   deg P = deg Q = 4
+    sigmoid(x) = (1 + tanh(x / 2)) / 2
+
+fitted (weighted least squares, see ``TANH_P``/``TANH_Q``) to a maximum
+absolute error of 2e-8 in exact arithmetic: below float32's half ulp at 1
+(6e-8); evaluated in float32 it stays within 3.5e-7 (6 ulp) of ``np.tanh``,
+and is clamped to [-1, 1]. The
+derivatives are taken from the outputs (1 - t^2, s (1 - s)) as for the exact
+functions. float64 uses the exact libm functions (``approx=False``), so
+float64 results match NumPy to rounding and gradient checks are exact.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from dlrun.kernels._jit import inline, kernel
+
+#: Numerator and denominator coefficients of the tanh approximation, in powers of a^2.
+TANH_P = (9.99999907e-01, 1.33731534e-01, 3.48652777e-03, 2.04708945e-05, 1.31828783e-08)
+TANH_Q = (1.0, 4.67064503e-01, 2.58417770e-02, 3.27129471e-04, 7.70212091e-07)
+#: Beyond |x| > 9, tanh(x) rounds to +-1 in float32.
+TANH_CLIP = 9.0
+
+TANH = 0
+SIGMOID = 1
+ACTIVATION_CODES = {"tanh": TANH, "sigmoid": SIGMOID}
+
+
+@cache
+def constants(dtype: Any) -> tuple:
+    """The approximation's constants as scalars of ``dtype`` (so float32 stays float32).
+
+    Layout: P[0..4], Q[0..4], clip, 0.5, 1.0.
+    """
+    t = np.dtype(dtype).type
+    return tuple(t(v) for v in (*TANH_P, *TANH_Q, TANH_CLIP, 0.5, 1.0))
+
+
+def use_approximation(dtype: Any) -> bool:
+    """The rational tanh/sigmoid are used in float32, exact libm functions in float64."""
+    return np.dtype(dtype) == np.float32
+
+
+@inline
+def _tanh(x, approx, k):
+    if not approx:
+        return math.tanh(x)
+    a = min(max(x, -k[10]), k[10])
+    z = a * a
+    p = k[0] + z * (k[1] + z * (k[2] + z * (k[3] + z * k[4])))
+    q = k[5] + z * (k[6] + z * (k[7] + z * (k[8] + z * k[9])))
+    # the fit overshoots 1 by an ulp near the clip point; keep |tanh| <= 1
+    return min(max(a * p / q, -k[12]), k[12])
+
+
+@inline
+def _sigmoid(x, approx, k):
+    if not approx:
+        return k[12] / (k[12] + math.exp(-x))
+    return k[11] * _tanh(k[11] * x, approx, k) + k[11]
+
+
+@kernel
+def tanh_approx(x, out, k):
+    """out = the rational tanh of x (exposed for tests of its error bound)."""
+    flat_x = x.ravel()
+    flat_out = out.ravel()
+    for j in range(flat_x.size):
+        flat_out[j] = _tanh(flat_x[j], True, k)
+
+
+# ---------------------------------------------------------------------------- rnn
+
+
+@kernel
+def rnn_step_forward(zx, zh, b, s_out, act, approx, k):
+    """S_t = f(zx + zh + b), f = tanh (act 0) or sigmoid (act 1).
+
+    zx: (N, H) the input projection X_t U; zh: (N, H) the recurrent S_{t-1} W;
+    b: (H,); s_out: (N, H) (may be zh itself).
+    """
+    n, h = zh.shape
+    for r in range(n):
+        if act == 0:
+            for j in range(h):
+                s_out[r, j] = _tanh(zx[r, j] + zh[r, j] + b[j], approx, k)
+        else:
+            for j in range(h):
+                s_out[r, j] = _sigmoid(zx[r, j] + zh[r, j] + b[j], approx, k)
+
+
+@kernel
+def rnn_step_backward(ds, s, act, dz, dz_sum):
+    """dC/dz = dC/dS_t * f'(z), with f' from the output: 1 - S^2 (tanh), S (1 - S) (sigmoid).
+
+    ds: (A, N, H) gradient slots at S_t; s: (N, H) S_t; dz: (A, N, H) out;
+    dz_sum: (N, H) out, the sum over slots. Returns ||sum over slots of ds||_2.
+    """
+    a_n, n, h = ds.shape
+    sq = 0.0
+    for r in range(n):
+        for j in range(h):
+            sj = s[r, j]
+            d = 1.0 - sj * sj if act == 0 else sj * (1.0 - sj)
+            tot = 0.0
+            dtot = 0.0
+            for a in range(a_n):
+                g = ds[a, r, j]
+                dtot += g
+                v = g * d
+                dz[a, r, j] = v
+                tot += v
+            dz_sum[r, j] = tot
+            sq += dtot * dtot
+    return math.sqrt(sq)
+
+
+# --------------------------------------------------------------------------- lstm
+
+
+@kernel
+def lstm_step_forward(gates, gh, b, c_prev, c_out, tc_out, h_out, cand, approx, k):
+    """One LSTM step, gate columns in the order f, i, o, C~ (blocks of H).
+
+    gates: (N, 4H) holds the x_t part of the pre-activations on entry and the
+    activated gates on exit; gh: (N, 4H) the h_{t-1} part; b: (4H,).
+
+        f = sigma(.), i = sigma(.), o = sigma(.), C~ = tanh(.) (cand 0) or sigma(.) (cand 1)
+        C_t = f * C_{t-1} + i * C~;   h_t = o * tanh(C_t)
+
+    c_out, tc_out (= tanh(C_t)), h_out: (N, H). The three sigmoid gates are
+    adjacent so that they are one vectorised loop (two loops over separate
+    sigmoid blocks measured 3x slower).
+    """
+    n, h4 = gates.shape
+    h = h4 // 4
+    for r in range(n):
+        g = gates[r]
+        e = gh[r]
+        for j in range(3 * h):
+            g[j] = _sigmoid(g[j] + e[j] + b[j], approx, k)
+        if cand == 0:
+            for j in range(3 * h, 4 * h):
+                g[j] = _tanh(g[j] + e[j] + b[j], approx, k)
+        else:
+            for j in range(3 * h, 4 * h):
+                g[j] = _sigmoid(g[j] + e[j] + b[j], approx, k)
+        f = g[:h]
+        i = g[h : 2 * h]
+        o = g[2 * h : 3 * h]
+        cc = g[3 * h :]
+        cp = c_prev[r]
+        c_r = c_out[r]
+        t_r = tc_out[r]
+        h_r = h_out[r]
+        for j in range(h):
+            c = f[j] * cp[j] + i[j] * cc[j]
+            c_r[j] = c
+            t = _tanh(c, approx, k)
+            t_r[j] = t
+            h_r[j] = o[j] * t
+
+
+@kernel
+def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum):
+    """Backward through one LSTM step, for A gradient slots.
+
+    dh: (A, N, H) dC/dh_t; dc: (A, N, H) dC/dC_t from step t+1 on entry,
+    dC/dC_{t-1} on exit; gates: (N, 4H) activated f, i, o, C~; c_prev: C_{t-1};
+    tc: tanh(C_t). Writes da: (A, N, 4H), dC/d(pre-activations), and da_sum
+    (N, 4H), its sum over slots.
+
+        dC_t  = dc + dh * o * (1 - tanh(C_t)^2)
+        do    = dh * tanh(C_t)          dA_o = do * o (1 - o)
+        df    = dC_t * C_{t-1}          dA_f = df * f (1 - f)
+        di    = dC_t * C~               dA_i = di * i (1 - i)
+        dC~   = dC_t * i                dA_c = dC~ * (1 - C~^2)   (C~ (1 - C~) for sigma)
+        dC_{t-1} = dC_t * f
+
+    Returns ||sum over slots of dh||_2 (the gradient norm at h_t).
+    """
+    a_n, n, h = dh.shape
+    sq = 0.0
+    for r in range(n):
+        for j in range(h):
+            f = gates[r, j]
+            i = gates[r, h + j]
+            o = gates[r, 2 * h + j]
+            g = gates[r, 3 * h + j]
+            t = tc[r, j]
+            cp = c_prev[r, j]
+            df_ = f * (1.0 - f)
+            di_ = i * (1.0 - i)
+            dg_ = 1.0 - g * g if cand == 0 else g * (1.0 - g)
+            do_ = o * (1.0 - o)
+            s_f = 0.0
+            s_i = 0.0
+            s_g = 0.0
+            s_o = 0.0
+            dh_tot = 0.0
+            for a in range(a_n):
+                dhv = dh[a, r, j]
+                dh_tot += dhv
+                dct = dc[a, r, j] + dhv * o * (1.0 - t * t)
+                vf = dct * cp * df_
+                vi = dct * g * di_
+                vg = dct * i * dg_
+                vo = dhv * t * do_
+                da[a, r, j] = vf
+                da[a, r, h + j] = vi
+                da[a, r, 2 * h + j] = vo
+                da[a, r, 3 * h + j] = vg
+                dc[a, r, j] = dct * f
+                s_f += vf
+                s_i += vi
+                s_g += vg
+                s_o += vo
+            da_sum[r, j] = s_f
+            da_sum[r, h + j] = s_i
+            da_sum[r, 2 * h + j] = s_o
+            da_sum[r, 3 * h + j] = s_g
+            sq += dh_tot * dh_tot
+    return math.sqrt(sq)
