@@ -205,7 +205,7 @@ def check_network(
     batch), then the whole network end to end through the loss w.r.t. every parameter."""
     from dlrun.network import Network
 
-    net = Network.from_config(cfg)
+    net = Network.from_config(cfg, n_classes)
     rng = np.random.default_rng(seed)
     net.build(input_shape, rng, np.float64)
     reports = [check_layer(layer, layer.input_shape, batch, seed, built=True) for layer in net.body]

@@ -33,8 +33,16 @@ class Network:
         self.dtype: Any = np.float32
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Network:
+    def from_config(cls, cfg: dict[str, Any], n_classes: int | None = None) -> Network:
+        """The network a resolved config describes. ``units: classes`` in a layer becomes
+        ``n_classes`` (the dataset's number of classes)."""
         model = models.get(cfg["model"]["type"])
+        if n_classes is not None and "layers" in cfg["model"]:
+            layers = [
+                {**spec, "units": n_classes} if spec.get("units") == "classes" else spec
+                for spec in cfg["model"]["layers"]
+            ]
+            cfg = {**cfg, "model": {**cfg["model"], "layers": layers}}
         loss = losses.get(cfg["loss"])()
         return cls(model.layers(cfg["model"]), loss, cfg["model"].get("init", "glorot_uniform"))
 

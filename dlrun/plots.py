@@ -99,6 +99,8 @@ def run_plots(run: Any, net: Any, splits: Any, targets: Any) -> None:
         grad_norms(rows, run.plots / "grad_norms.png")
     if splits.task == "classification" and splits.input_shape == (2,):
         decision_boundary(net, splits, targets, run.plots / "decision_boundary.png")
+    if (run.path / "grad_through_time.json").is_file():
+        grad_through_time(run.read_json("grad_through_time.json"), run.plots / "grad_through_time.png")
     convs = [layer for layer in net.layers if layer.registered_name == "conv2d"]
     if convs and splits.test is not None:
         filters(convs[0].params["W"], run.plots / "filters.png")
@@ -210,4 +212,19 @@ def feature_maps(image: np.ndarray, maps: np.ndarray, path: Path, n: int = 16) -
     axes.ravel()[0].set_title("input", fontsize=7)
     for ax, m in zip(axes.ravel()[1:], maps[: k - 1]):
         ax.imshow(m, cmap="viridis")
+    return _save(fig, path)
+
+
+def grad_through_time(record: dict[str, dict[str, list[float]]], path: Path) -> Path:
+    """||dC/dS_t|| against the time step t, per recurrent layer, before and after training."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for when, style in (("initial", "--"), ("final", "-")):
+        for name, norms in record.get(when, {}).items():
+            ax.semilogy(range(1, len(norms) + 1), np.maximum(norms, 1e-30), style,
+                        label=f"{name} ({when})")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("||dC/dS_t|| (one batch)")
+    ax.set_title("gradient through time")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return _save(fig, path)

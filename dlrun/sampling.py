@@ -75,3 +75,38 @@ def sample_text(
         p = apply_temperature(probs[0, -1], temperature)
         ids.append(int(rng.choice(V, p=p)))
     return "".join(vocab[i] for i in ids)
+
+
+def sample_from_run(
+    run_dir: str,
+    length: int = 300,
+    temperature: float = 0.8,
+    prime: str = "",
+    seed: int = 0,
+    which: str = "best",
+) -> str:
+    """Generate text with the network of a run trained on the ``text`` dataset."""
+    from dlrun.evaluate import load_run
+
+    if length < 1:
+        raise ConfigError(f"--length must be >= 1, got {length}")
+    if not temperature > 0:
+        raise ConfigError(f"--temperature must be > 0, got {temperature}")
+    cfg, net, splits, _ = load_run(run_dir, which)
+    if cfg["data"]["name"] != "text" or splits.task != "classification" or len(net.output_shape) != 2:
+        raise ConfigError(
+            f"{run_dir} is not a text model (dataset '{cfg['data']['name']}', output shape "
+            f"{net.output_shape}); `dlrun sample` needs a run trained on the 'text' dataset with "
+            "one output per time step"
+        )
+    vocab = list(splits.class_names)
+    prime = prime or vocab[int(np.random.default_rng(seed).integers(len(vocab)))]
+    return sample_text(
+        lambda x: net.predict(x.astype(net.dtype)),
+        vocab,
+        length,
+        temperature,
+        prime,
+        np.random.default_rng(seed),
+        window=cfg["data"]["seq_len"],
+    )

@@ -67,7 +67,7 @@ def load_data(cfg: dict[str, Any], rng: np.random.Generator, root: Path | None =
 
 
 def build_network(cfg: dict[str, Any], splits: Splits, rng: np.random.Generator) -> Network:
-    net = Network.from_config(cfg)
+    net = Network.from_config(cfg, splits.n_classes)
     net.build(splits.input_shape, rng, np.dtype(cfg["dtype"]))
     return net
 
@@ -246,6 +246,7 @@ class Trainer:
         start = time.perf_counter()
         if not (self.run.checkpoints / "last.npz").exists():
             self.save("last.npz")  # the first "last good" state, for rollback
+            self.record_grad_through_time("initial")
         previous = signal.getsignal(signal.SIGINT)
         try:
             signal.signal(signal.SIGINT, self._on_sigint)
@@ -420,6 +421,25 @@ class Trainer:
             self.save("last.npz")
         self.progress.epoch(metrics)
 
+    def record_grad_through_time(self, when: str) -> None:
+        """For recurrent layers: ||dC/dS_t|| for every time step t of one batch (the first
+        training samples), written to grad_through_time.json as {when: {layer: [...]}}.
+
+        Runs on a copy of the dropout stream so that training is unchanged.
+        """
+        recurrent = [layer for layer in self.net.layers if hasattr(layer, "state_grad_norms")]
+        if not recurrent:
+            return
+        stream = self.streams["dropout"]
+        saved = stream.bit_generator.state
+        n = min(64, len(self.splits.train))
+        x = self.splits.train.x[:n].astype(self.net.dtype, copy=False)
+        self.net.train_step_grads(x, self.targets.encode(self.splits.train.y[:n]))
+        stream.bit_generator.state = saved
+        record = self.run.read_json("grad_through_time.json")
+        record[when] = {layer.name: list(map(float, layer.state_grad_norms)) for layer in recurrent}
+        self.run.write_json("grad_through_time.json", record)
+
     # ------------------------------------------------------------------ end
     def finish(self, seconds: float) -> dict[str, Any]:
         """Restore the best weights, evaluate, write summary.json and plots."""
@@ -440,6 +460,8 @@ class Trainer:
             params, *_ = checkpoint.load(self.run.checkpoints / "best.npz")
             self.net.load_state_dict(params)
             summary["restored_best_epoch"] = self.best.best_epoch
+        if self.status == "completed":
+            self.record_grad_through_time("final")
         if self.status in ("completed", "interrupted") and self.splits.test is not None:
             for k, v in evaluate(self.net, self.splits.test, self.targets).items():
                 final[f"test_{k}"] = v

@@ -36,7 +36,7 @@ def gradcheck(
 
             cfg = load(config, set_)
             splits = load_data(cfg, make_streams(cfg["seed"])["data"])
-            reports = G.check_network(cfg, splits.input_shape)
+            reports = G.check_network(cfg, splits.input_shape, n_classes=splits.n_classes)
         else:
             reports = G.check_registered(names or None)
         table = Table(title="gradient check (float64, central differences)")

@@ -18,7 +18,7 @@ The two products go through NumPy's BLAS; bias and activation are one Numba pass
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -36,7 +36,9 @@ class Dense(Layer):
     """Fully connected layer y = f(x W + b), applied to the last axis."""
 
     class Config(Settings):
-        units: int = Field(..., gt=0, description="number of output units")
+        units: Annotated[int, Field(gt=0)] | Literal["classes"] = Field(
+            ..., description="number of output units, or 'classes' (the dataset's class count)"
+        )
         activation: str = Field("identity", description="fused elementwise activation")
         slope: float = Field(0.01, gt=0, description="leaky_relu slope for x < 0")
         bias: bool = Field(True, description="learn a bias b")
@@ -50,6 +52,11 @@ class Dense(Layer):
 
     def build(self, input_shape: Shape, rng: np.random.Generator, dtype: Any) -> Shape:
         c = self.config
+        if c.units == "classes":
+            raise BuildError(
+                f"layer '{self.name}': units: classes is only known once a classification "
+                "dataset is loaded"
+            )
         self.act = acts.get(c.activation, where=f"layer '{self.name}' activation")
         if not self.act.elementwise:
             raise BuildError(
