@@ -31,6 +31,9 @@ def train(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="One plain line per epoch, no progress bar."
     ),
+    threads: int = typer.Option(
+        None, "--threads", help="Threads for Numba kernels and BLAS (default: $DLRUN_THREADS, else all cores)."
+    ),
 ) -> None:
     """Train one network; everything about the run goes into its run directory.
 
@@ -38,11 +41,13 @@ def train(
     interrupted; continue it with [bold]dlrun train --resume RUN_DIR[/].
     """
     from dlrun.errors import ConfigError
+    from dlrun.threads import default_threads, set_threads
     from dlrun.train import train as run_training
 
     with handle_errors():
         if config is None and resume is None:
             raise ConfigError("give a CONFIG file, or --resume RUN_DIR")
+        set_threads(threads if threads is not None else default_threads())
         _announce_compile()
         result = run_training(
             config if resume is None else {},
