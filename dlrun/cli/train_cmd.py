@@ -74,7 +74,12 @@ def train(
 
 def _announce_compile() -> None:
     """Say so when Numba has no cached machine code yet (the first run compiles)."""
+    import os
+
+    import numba
+
     import dlrun.kernels.activations as k
 
-    if not list(Path(k.__file__).parent.glob("__pycache__/*.nbi")):
+    cache = numba.config.CACHE_DIR or os.path.join(os.path.dirname(k.__file__), "__pycache__")
+    if not any(name.endswith(".nbi") for _, _, files in os.walk(cache) for name in files):
         console.print("[dim]compiling kernels (first run only)...[/]")
