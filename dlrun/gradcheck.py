@@ -199,7 +199,11 @@ def check_registered(names: list[str] | None = None) -> list[Report]:
 
 
 def check_network(
-    cfg: dict[str, Any], input_shape: Shape, batch: int = 2, seed: int = 0
+    cfg: dict[str, Any],
+    input_shape: Shape,
+    batch: int = 2,
+    seed: int = 0,
+    n_classes: int | None = None,
 ) -> list[Report]:
     """Check each layer of the network a config builds (at its real input shape, small
     batch), then the whole network end to end through the loss w.r.t. every parameter."""
@@ -208,6 +212,8 @@ def check_network(
     net = Network.from_config(cfg, n_classes)
     rng = np.random.default_rng(seed)
     net.build(input_shape, rng, np.float64)
+    for layer in net.layers:
+        layer.input_grad = True  # check dC/dx of the first layer too
     reports = [check_layer(layer, layer.input_shape, batch, seed, built=True) for layer in net.body]
     x = rng.standard_normal((batch, *input_shape))
     out_shape = net.body[-1].output_shape if net.body else input_shape

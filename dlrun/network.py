@@ -67,6 +67,7 @@ class Network:
                     f"{layer.input_shape} into {shape}, which is empty"
                 )
         self.output_shape = shape
+        self.layers[0].input_grad = False  # dC/d(data) is never needed
         fused = self.loss.fuses
         self.fused = bool(fused) and self.layers[-1].registered_name == fused
         if fused and not self.fused:
@@ -115,7 +116,8 @@ class Network:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """Fill every layer's grads; returns dC/dx only if the first layer computes it."""
         for layer in reversed(self.body):
             dy = layer.backward(dy)
         return dy
@@ -134,7 +136,7 @@ class Network:
         value = self.loss.kernel(o2, self.loss.rows(t, o2), np.empty_like(o2))
         return float(value), out
 
-    def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Outputs of the whole network (evaluation mode), computed in batches."""
         parts = [
             self.forward(x[i : i + batch_size].astype(self.dtype, copy=False), False).copy()

@@ -108,7 +108,7 @@ class Targets:
 
 
 def evaluate(
-    net: Network, split: Split, targets: Targets, batch_size: int = 1024
+    net: Network, split: Split, targets: Targets, batch_size: int = 256
 ) -> dict[str, float]:
     """Loss (and accuracy for classification) of ``net`` on a split, evaluation mode."""
     total, correct, n = 0.0, 0, 0

@@ -42,6 +42,9 @@ class Layer:
     #: ``{"config": {...layer settings...}, "input_shape": (...)}`` (no batch axis).
     #: Several examples may be given as a list of such dicts.
     example: ClassVar[dict[str, Any] | list[dict[str, Any]]] = {"config": {}, "input_shape": (4,)}
+    #: Whether backward must return dC/dx. The network turns it off for its first layer
+    #: (nothing needs the gradient of the data), which saves a product per batch.
+    input_grad: bool = True
     #: Initializer used when the layer's own ``init`` is not set (from ``model.init``).
     default_init: str = "glorot_uniform"
 

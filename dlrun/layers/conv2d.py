@@ -206,6 +206,8 @@ class Conv2D(Layer):
             np.dot(rows, cols.T, out=dw.reshape(f, -1))
         else:
             dw[...] = np.dot(rows, cols.T).reshape(dw.shape)
+        if not self.input_grad:
+            return None  # type: ignore[return-value]
         dcols = self._scratch("dcols", cols.shape)
         np.dot(self.params["W"].reshape(f, -1).T, rows, out=dcols)
         dx = np.empty((n, *self.input_shape), dtype=self.dtype)

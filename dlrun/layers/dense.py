@@ -93,6 +93,8 @@ class Dense(Layer):
         dz = np.empty_like(dy2)
         db = self.grads["b"] if c.bias else np.empty_like(self._zero_bias)
         K.act_backward_bias(dy2, self._y, self.act.code, c.slope, dz, db)
-        np.matmul(self._x.T, dz, out=self.grads["W"])
-        dx = np.matmul(dz, self.params["W"].T)
+        np.dot(self._x.T, dz, out=self.grads["W"])
+        if not self.input_grad:
+            return None  # type: ignore[return-value]
+        dx = np.dot(dz, self.params["W"].T)
         return dx.reshape(*dy.shape[:-1], self._x.shape[1])
