@@ -59,7 +59,7 @@ def evaluate_run(
     metrics: dict[str, Any] = {k: float(v) for k, v in evaluate(net, data, targets).items()}
     metrics["n"] = float(len(data))
     if splits.task == "classification":
-        out = net.predict(data.x)
+        out = net.predict(data.inputs(net.dtype))
         if targets.n_out == 1:  # outputs of the whole network: probabilities or +-1
             predicted = (out[..., 0] > (0.0 if targets.low < 0 else 0.5)).astype(np.int64)
         else:

@@ -113,7 +113,7 @@ def run_plots(run: Any, net: Any, splits: Any, targets: Any) -> None:
             and follower[0].output_shape == convs[0].output_shape
         ):
             upto += follower  # the activation that follows the convolution
-        x = splits.test.x[:1].astype(net.dtype)
+        x = splits.test.take(slice(0, 1), net.dtype)
         for layer in upto:
             x = layer.forward(x, False)
         feature_maps(splits.test.x[0], x[0], run.plots / "feature_maps.png")

@@ -113,7 +113,7 @@ def evaluate(
     """Loss (and accuracy for classification) of ``net`` on a split, evaluation mode."""
     total, correct, n = 0.0, 0, 0
     for i in range(0, len(split), batch_size):
-        x = split.x[i : i + batch_size].astype(net.dtype, copy=False)
+        x = split.take(slice(i, i + batch_size), net.dtype)
         y = split.y[i : i + batch_size]
         value, out = net.loss_of(x, targets.encode(y))
         rows = int(np.prod(out.shape[:-1]))
@@ -318,7 +318,7 @@ class Trainer:
         """One update. False when training must stop (diverged)."""
         net, b = self.net, self.batch
         idx = self.perm[b * self.batch_size : (b + 1) * self.batch_size]
-        x = self.splits.train.x[idx].astype(net.dtype, copy=False)
+        x = self.splits.train.take(idx, net.dtype)
         y = self.splits.train.y[idx]
         if self.augment:
             from dlrun.data.augment import augment
@@ -433,7 +433,7 @@ class Trainer:
         stream = self.streams["dropout"]
         saved = stream.bit_generator.state
         n = min(64, len(self.splits.train))
-        x = self.splits.train.x[:n].astype(self.net.dtype, copy=False)
+        x = self.splits.train.take(slice(0, n), self.net.dtype)
         self.net.train_step_grads(x, self.targets.encode(self.splits.train.y[:n]))
         stream.bit_generator.state = saved
         record = self.run.read_json("grad_through_time.json")

@@ -121,22 +121,30 @@ train(cfg, runs_dir=sys.argv[3], callbacks=[first])
 print(json.dumps({"first_batch": seen["t"] - t_start}))
 """
 
-PEAK = """
-import json, resource, sys
-from dlrun.train import train
-train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
-print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# ru_maxrss is inherited across fork and exec on Linux; VmHWM belongs to this process alone
+PEAK_MIB = """
+def peak_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 """
 
-TORCH_PEAK = """
-import json, resource, sys, numpy as np
+PEAK = PEAK_MIB + """
+import json, sys
+from dlrun.train import train
+train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
+print(json.dumps({"peak_mib": peak_mib()}))
+"""
+
+TORCH_PEAK = PEAK_MIB + """
+import json, sys, numpy as np
 sys.path.insert(0, sys.argv[1])
 from bench import torch_epoch, mlp_config
 from dlrun.train import load_data, make_streams
 from dlrun.config import resolve
 s = load_data(resolve(mlp_config()), make_streams(0)["data"])
-torch_epoch(s.train.x, s.train.y)
-print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+torch_epoch(s.train.inputs(), s.train.y)
+print(json.dumps({"peak_mib": peak_mib()}))
 """
 
 
@@ -171,7 +179,7 @@ def bench_mlp(reps: int) -> None:
         for _ in range(reps):
             ours.append(dlrun_epoch(cfg, Path(tmp)))
             if have_torch:
-                theirs.append(torch_epoch(splits.train.x, splits.train.y))
+                theirs.append(torch_epoch(splits.train.inputs(), splits.train.y))
         m = statistics.median(ours)
         print(f"dlrun  MLP epoch: median {m:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours)})")
         if theirs:

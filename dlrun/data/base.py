@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -36,11 +36,33 @@ class DataConfig(Settings):
 
 @dataclass
 class Split:
+    """Inputs and targets of one split.
+
+    ``x`` may be stored compactly (image pixels as uint8); the network sees
+    ``x * scale + offset`` in its own dtype, computed one batch at a time by
+    :meth:`take`, so a 60,000-image training set costs 47 MB instead of 188 MB.
+    """
+
     x: np.ndarray
     y: np.ndarray
+    scale: float = 1.0
+    offset: float = 0.0
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def take(self, idx: np.ndarray | slice, dtype: Any = np.float32) -> np.ndarray:
+        """Inputs ``x[idx] * scale + offset`` as a new array of ``dtype``."""
+        x = np.array(self.x[idx], dtype=dtype)
+        if self.scale != 1.0:
+            x *= x.dtype.type(self.scale)
+        if self.offset != 0.0:
+            x += x.dtype.type(self.offset)
+        return x
+
+    def inputs(self, dtype: Any = np.float32) -> np.ndarray:
+        """All inputs, as the network sees them."""
+        return self.take(slice(None), dtype)
 
 
 @dataclass

@@ -216,7 +216,7 @@ class ImageRows(Dataset):
                 )
             n, ch, h, w = x.shape
             seq = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n, h, w * ch)
-            return Split(seq, part.y)
+            return Split(seq, part.y, part.scale, part.offset)
 
         if splits.task != "classification":
             raise DataError(f"data.base '{c.base}' is not a classification dataset")

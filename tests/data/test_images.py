@@ -33,7 +33,7 @@ def project(tmp_path: Path):
 
 def trace(split) -> np.ndarray:
     """The original index (mod 256) stored in pixel [0, 0] of each image."""
-    return np.rint(split.x[:, 0, 0, 0] * 255).astype(np.int64)
+    return np.rint(split.inputs()[:, 0, 0, 0] * 255).astype(np.int64)
 
 
 def test_shapes_types_and_values(project) -> None:
@@ -42,14 +42,17 @@ def test_shapes_types_and_values(project) -> None:
     assert s.train.x.shape == (55, 1, 28, 28) and s.val.x.shape == (5, 1, 28, 28)
     assert s.test.x.shape == (20, 1, 28, 28)
     for part in (s.train, s.val, s.test):
-        assert part.x.dtype == np.float32 and part.y.dtype == np.int64
-        assert 0.0 <= part.x.min() and part.x.max() <= 1.0
-        assert part.x.flags.writeable and part.x.flags.c_contiguous
+        # stored as uint8 pixels (a quarter of the memory), seen by the network as pixel / 255
+        assert part.x.dtype == np.uint8 and part.y.dtype == np.int64
+        x = part.inputs()
+        assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+        assert x.flags.writeable and x.flags.c_contiguous
+        np.testing.assert_allclose(part.take(np.array([1, 0]), np.float64)[1], part.x[0] / 255.0, rtol=1e-12)
     # val and train are disjoint and together the whole training file, labels kept with images
     ids = np.concatenate([trace(s.train), trace(s.val)])
     assert sorted(ids) == list(range(60))
     np.testing.assert_array_equal(s.train.y, trace(s.train) % 10)
-    np.testing.assert_array_equal(s.test.x[:, 0], fake.test_x / np.float32(255))
+    np.testing.assert_allclose(s.test.inputs()[:, 0], fake.test_x / np.float32(255), rtol=1e-6)
     np.testing.assert_array_equal(s.test.y, fake.test_y)
     assert s.task == "classification" and s.n_classes == 10 and s.input_shape == (1, 28, 28)
 
@@ -82,9 +85,11 @@ def test_standardize_uses_train_statistics(project) -> None:
     root, _ = project
     plain = make(root=root).load(np.random.default_rng(0))
     s = make(root=root, standardize=True).load(np.random.default_rng(0))
-    assert abs(s.train.x.mean()) < 1e-5 and abs(s.train.x.std() - 1) < 1e-4
-    mean, std = plain.train.x.mean(dtype=np.float64), plain.train.x.std(dtype=np.float64)
-    np.testing.assert_allclose(s.test.x, (plain.test.x - mean) / std, atol=1e-5)
+    train = s.train.inputs(np.float64)
+    assert abs(train.mean()) < 1e-9 and abs(train.std() - 1) < 1e-9
+    raw = plain.train.inputs(np.float64)
+    mean, std = raw.mean(), raw.std()
+    np.testing.assert_allclose(s.test.inputs(np.float64), (plain.test.inputs(np.float64) - mean) / std, atol=1e-9)
 
 
 def test_test_fraction_is_rejected() -> None:
@@ -202,7 +207,7 @@ def test_real_fashion_mnist(tmp_path: Path, monkeypatch) -> None:
     assert s.train.x.shape[1:] == (1, 28, 28)
     for part in (s.train, s.val, s.test):
         assert set(np.unique(part.y)) == set(range(10))
-        assert part.x.min() == 0.0 and part.x.max() == 1.0
+        assert part.inputs().min() == 0.0 and part.inputs().max() == 1.0
     # Fashion-MNIST is balanced: exactly 1,000 test images per class
     np.testing.assert_array_equal(np.bincount(s.test.y), np.full(10, 1000))
     assert len(list((tmp_path / "datasets" / ".cache" / "fashion_mnist").glob("*.npy"))) == 4
