@@ -110,7 +110,9 @@ def torch_epoch(x, y, threads: int = 2) -> float:
 FIRST_BATCH = """
 import time, sys, json
 t_start = float(sys.argv[1])
+from dlrun.threads import default_threads, set_threads
 from dlrun.train import train
+set_threads(default_threads())
 seen = {}
 def first(trainer):
     if "t" not in seen:
@@ -131,7 +133,9 @@ def peak_mib():
 
 PEAK = PEAK_MIB + """
 import json, sys
+from dlrun.threads import default_threads, set_threads
 from dlrun.train import train
+set_threads(default_threads())
 train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
 print(json.dumps({"peak_mib": peak_mib()}))
 """
@@ -143,7 +147,7 @@ from bench import torch_epoch, mlp_config
 from dlrun.train import load_data, make_streams
 from dlrun.config import resolve
 s = load_data(resolve(mlp_config()), make_streams(0)["data"])
-torch_epoch(s.train.inputs(), s.train.y)
+torch_epoch(s.train.inputs(), s.train.y, int(sys.argv[2]))
 print(json.dumps({"peak_mib": peak_mib()}))
 """
 
@@ -160,13 +164,19 @@ def child(code: str, *args: str, env: dict | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_mlp(reps: int) -> None:
+def bench_mlp(reps: int, threads: int) -> None:
     from dlrun.config import resolve
+    from dlrun.threads import set_threads
     from dlrun.train import load_data, make_streams
+
+    set_threads(threads)
 
     cfg = mlp_config()
     splits = load_data(resolve(cfg), make_streams(0)["data"])
-    print(f"data: {cfg['data']['name']}, {len(splits.train)} training inputs, batch 64, gd lr 0.1")
+    print(
+        f"data: {cfg['data']['name']}, {len(splits.train)} training inputs, batch 64, gd lr 0.1, "
+        f"{threads} thread(s) for dlrun (Numba + BLAS) and for torch"
+    )
     try:
         import torch  # noqa: F401
 
@@ -179,7 +189,7 @@ def bench_mlp(reps: int) -> None:
         for _ in range(reps):
             ours.append(dlrun_epoch(cfg, Path(tmp)))
             if have_torch:
-                theirs.append(torch_epoch(splits.train.inputs(), splits.train.y))
+                theirs.append(torch_epoch(splits.train.inputs(), splits.train.y, threads))
         m = statistics.median(ours)
         print(f"dlrun  MLP epoch: median {m:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours)})")
         if theirs:
@@ -189,8 +199,9 @@ def bench_mlp(reps: int) -> None:
             )
             print(f"ratio dlrun / torch: {m / mt:.2f}  (target <= 0.5)")
         # start-up: process start to first batch, warm cache
+        env = {"DLRUN_THREADS": str(threads)}
         starts = [
-            child(FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp)["first_batch"]
+            child(FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp, env=env)["first_batch"]
             for _ in range(3)
         ]
         print(
@@ -198,14 +209,14 @@ def bench_mlp(reps: int) -> None:
         )
         with tempfile.TemporaryDirectory() as cache:
             cold = child(
-                FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp, env={"NUMBA_CACHE_DIR": cache}
+                FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp, env={**env, "NUMBA_CACHE_DIR": cache}
             )["first_batch"]
         print(f"cold start (empty Numba cache) to first batch: {cold:.2f} s  (target <= 15)")
-        peak = child(PEAK, json.dumps(cfg), tmp)["peak_mib"]
-        print(f"dlrun peak memory (max RSS, one epoch incl. data): {peak:.0f} MiB  (target <= 300)")
+        peak = child(PEAK, json.dumps(cfg), tmp, env=env)["peak_mib"]
+        print(f"dlrun peak memory (VmHWM, one epoch incl. data): {peak:.0f} MiB  (target <= 300)")
         if have_torch:
-            tpeak = child(TORCH_PEAK, str(ROOT / "scripts"))["peak_mib"]
-            print(f"torch peak memory (max RSS, same data):          {tpeak:.0f} MiB")
+            tpeak = child(TORCH_PEAK, str(ROOT / "scripts"), str(threads))["peak_mib"]
+            print(f"torch peak memory (VmHWM, same data):             {tpeak:.0f} MiB")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,9 +227,10 @@ def main(argv: list[str] | None = None) -> None:
         "which", nargs="?", default="mlp", choices=["mlp", "optim", "cnn", "lstm", "compare"]
     )
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
     args, rest = parser.parse_known_args(argv)
     if args.which == "mlp":
-        bench_mlp(args.reps)
+        bench_mlp(args.reps, args.threads)
     else:
         import importlib
 

@@ -1,0 +1,115 @@
+"""One cell of a sweep: an ordinary run through ``dlrun.train.train``, in any process.
+
+:func:`run_cell` is what every executor calls (in this process, in a local
+worker process, on a Dask worker). It never raises for a failing run: the
+outcome says ``failed`` and why, so one bad cell does not stop the others.
+The outcome carries the run's summary and its per-epoch curves, so the sweep
+can be aggregated without reading the worker's files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+CURVE_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+_stop_requested = False
+
+
+def _note_stop(signum: int, frame: Any) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
+def stop_on_sigint() -> None:
+    """In a worker process: SIGINT asks the current (or next) run to stop after its batch.
+
+    Training installs its own handler (same effect) and restores this one after;
+    before training starts, the flag is read by :func:`_honour_stop` at the first batch.
+    Idle workers just note it, rather than dying and breaking the pool.
+    """
+    signal.signal(signal.SIGINT, _note_stop)
+
+
+def _honour_stop(trainer: Any) -> None:
+    if _stop_requested:
+        trainer.stop_requested = True
+
+
+def limit_threads(threads: int) -> None:
+    """Use at most ``threads`` Numba and BLAS threads in this process from here on."""
+    from dlrun.threads import set_threads
+
+    set_threads(threads)
+
+
+def _new_run_dir(cells_dir: Path, run_name: str, before: set[str]) -> Path | None:
+    """The run directory this attempt created (its name starts with the cell's run name)."""
+    if not cells_dir.is_dir():
+        return None
+    made = [p for p in cells_dir.glob(f"{run_name}-*") if p.is_dir() and p.name not in before]
+    return max(made, key=lambda p: p.stat().st_mtime) if made else None
+
+
+def run_cell(task: dict[str, Any]) -> dict[str, Any]:
+    """Train one cell; return its outcome (status, reason, run_dir, summary, curves, seconds).
+
+    ``task``: ``config`` (resolved), ``run_name``, ``cells_dir``, ``hash`` and
+    optionally ``threads`` (Numba threads for this process).
+    """
+    from dlrun.errors import DlrunError
+    from dlrun.runs import RunDir
+    from dlrun.train import train
+
+    if task.get("threads"):
+        limit_threads(int(task["threads"]))
+    cells_dir = Path(task["cells_dir"])
+    before = (
+        {p.name for p in cells_dir.glob(f"{task['run_name']}-*")} if cells_dir.is_dir() else set()
+    )
+    start = time.perf_counter()
+    status, reason, run_dir, summary = "failed", "", None, {}
+    try:
+        if _stop_requested:
+            raise KeyboardInterrupt
+        result = train(
+            task["config"],
+            runs_dir=cells_dir,
+            name=task["run_name"],
+            progress="silent",
+            callbacks=[_honour_stop],
+        )
+        run_dir, summary = result.run_dir, result.summary
+        status, reason = summary.get("status", "failed"), summary.get("reason", "")
+    except KeyboardInterrupt:
+        status, reason = "interrupted", "stopped by Ctrl-C"
+    except DlrunError as exc:
+        reason = exc.message
+    except Exception as exc:  # a broken cell must not stop the sweep
+        reason = f"{type(exc).__name__}: {exc}"
+    run_dir = run_dir or _new_run_dir(cells_dir, task["run_name"], before)
+    curves: list[dict[str, Any]] = []
+    if run_dir is not None:
+        run = RunDir(run_dir)
+        try:
+            summary = summary or run.summary()
+            curves = [{k: r[k] for k in CURVE_KEYS if k in r} for r in run.metrics()]
+        except (DlrunError, OSError, ValueError, KeyError):
+            pass
+    return {
+        "hash": task["hash"],
+        "status": status,
+        "reason": reason,
+        "run_dir": str(run_dir) if run_dir else None,
+        "summary": summary,
+        "curves": curves,
+        "seconds": time.perf_counter() - start,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
