@@ -150,3 +150,10 @@ def test_json_schema_covers_registered_components():
     assert {"dense", "relu", "softmax", "sign"} <= names
     assert "unit" not in schema["properties"]
     assert {v["title"] for v in schema["properties"]["optimizer"]["oneOf"]} >= {"gd"}
+
+
+def test_splits_must_leave_a_training_set(tmp_path):
+    cfg = small_config()
+    cfg["data"].update(val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(ConfigError, match="val_fraction \\+ test_fraction must be < 1"):
+        C.load(write(tmp_path / "c.yaml", cfg))

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dlrun.errors import DlrunError
 
@@ -25,9 +26,9 @@ def handle_errors() -> Iterator[None]:
     except DlrunError as exc:
         if STATE["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err_console.print(f"[yellow]hint:[/] {exc.hint}")
+            err_console.print(f"[yellow]hint:[/] {escape(exc.hint)}")
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         if STATE["debug"]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dlrun.config import Settings
 
@@ -32,6 +32,16 @@ class DataConfig(Settings):
     name: str
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share of train held out")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for test")
+
+    @model_validator(mode="after")
+    def _leave_a_training_set(self) -> DataConfig:
+        test = self.test_fraction or 0.0
+        if self.val_fraction + test >= 1.0:
+            raise ValueError(
+                f"val_fraction + test_fraction must be < 1 to leave a training set "
+                f"(given {self.val_fraction} + {test})"
+            )
+        return self
 
 
 @dataclass

@@ -160,3 +160,10 @@ def test_gradcheck_fails_with_exit_1(monkeypatch):
     monkeypatch.setattr(Dense, "backward", wrong)
     result = invoke("gradcheck", "dense")
     assert result.exit_code == 1 and "FAIL" in result.output
+
+
+def test_error_messages_keep_square_brackets(cfg_file):
+    # rich would read "[9]" as markup and drop it; the message must reach the user whole
+    result = invoke("train", cfg_file, "--set", "model.layers[9].units=1")
+    assert result.exit_code == 2
+    assert "model.layers[9].units=1" in result.output and "model.layers[9] does not exist" in result.output
