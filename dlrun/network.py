@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dlrun.errors import BuildError, CheckpointError
+from dlrun.kernels.penalties import segment_sum_squares
 from dlrun.layers.base import Layer, Shape
 from dlrun.losses import Loss
 from dlrun.registry import losses, models
@@ -86,12 +87,21 @@ class Network:
         self.params = np.empty(total, dtype=self.dtype)
         self.grads = np.zeros(total, dtype=self.dtype)
         offset = 0
-        for layer, key, value in items:
+        self.bounds = np.zeros(len(items) + 1, dtype=np.int64)
+        self.tensor_names = [f"{layer.name}.{key}" for layer, key, _ in items]
+        for i, (layer, key, value) in enumerate(items):
             n = value.size
+            self.bounds[i + 1] = offset + n
             self.params[offset : offset + n] = value.reshape(-1)
             layer.params[key] = self.params[offset : offset + n].reshape(value.shape)
             layer.grads[key] = self.grads[offset : offset + n].reshape(value.shape)
             offset += n
+
+    def grad_sum_squares(self) -> np.ndarray:
+        """sum g^2 of every gradient tensor (float64, in ``tensor_names`` order), one pass."""
+        out = np.empty(len(self.tensor_names))
+        segment_sum_squares(self.grads, self.bounds, out)
+        return out
 
     def param_items(self) -> list[tuple[Layer, str, np.ndarray]]:
         return [(layer, k, v) for layer in self.layers for k, v in layer.params.items()]

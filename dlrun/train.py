@@ -33,7 +33,6 @@ from dlrun import config as C
 from dlrun.callbacks import BestTracker
 from dlrun.data.base import Split, Splits
 from dlrun.errors import CheckpointError, DataError, DlrunError
-from dlrun.kernels.penalties import sum_squares
 from dlrun.network import Network
 from dlrun.progress import Progress
 from dlrun.registry import datasets, optimizers, regularizers, schedules
@@ -172,9 +171,10 @@ class Trainer:
             es["min_delta"] if es else 0.0,
             es["patience"] if es else None,
         )
-        self.weight_layers = [
-            (layer.name, layer.grads[k]) for layer in net.layers for k in layer.grads if k == "W"
-        ] or [(layer.name, g) for layer in net.layers for g in layer.grads.values()][:1]
+        # per-layer gradient norms are reported for weight matrices (W, or the first tensor)
+        names = net.tensor_names
+        picked = [i for i, t in enumerate(names) if t.endswith(".W")] or list(range(len(names)))[:1]
+        self.weight_layers = [(names[i].rsplit(".", 1)[0], i) for i in picked]
         # position and sums of the epoch in progress
         self.epoch = self.step = self.batch = 0
         self.perm = np.arange(n)
@@ -329,9 +329,10 @@ class Trainer:
         for reg, ws, gs in self.regularizers:
             value += reg.penalty(ws)
             reg.add_grad(ws, gs)
-        norms = [math.sqrt(sum_squares(g.reshape(-1))) for _, g in self.weight_layers]
         # one float64 pass over every gradient: NaN or inf anywhere makes the sum non-finite
-        if not (math.isfinite(value) and math.isfinite(sum_squares(net.grads))):
+        squares = net.grad_sum_squares()
+        norms = [math.sqrt(squares[i]) for _, i in self.weight_layers]
+        if not (math.isfinite(value) and math.isfinite(float(squares.sum()))):
             return self._diverged(value, x)
         if self.clip:
             from dlrun.clipping import apply_clipping

@@ -89,3 +89,10 @@ def count_small(x, tol):
         if abs(x[i]) < tol:
             count += 1
     return count
+
+
+@kernel
+def segment_sum_squares(x, bounds, out):
+    """out[s] = sum of x[i]^2 over bounds[s] <= i < bounds[s + 1] (float64), one pass."""
+    for s in range(out.shape[0]):
+        out[s] = sum_squares(x[bounds[s] : bounds[s + 1]])
