@@ -90,7 +90,14 @@ def decision_boundary(net: Any, splits: Any, targets: Any, path: Path) -> Path:
     return _save(fig, path)
 
 
-def run_plots(run: Any, net: Any, splits: Any, targets: Any) -> None:
+def run_plots(run: Any, net: Any, splits: Any, targets: Any, augment: dict | None = None) -> None:
+    if augment and splits.train.x.ndim == 4:
+        from dlrun.data.augment import AugmentConfig, augmentation_figure
+
+        sample = splits.train.take(slice(0, 8), net.dtype)
+        # a stream of its own: drawing the figure must not change training
+        augmentation_figure(sample, np.random.default_rng(0), AugmentConfig(**augment),
+                            run.plots / "augmentation.png")
     rows = run.metrics()
     if not rows:
         return

@@ -479,7 +479,7 @@ class Trainer:
         try:
             from dlrun import plots
 
-            plots.run_plots(self.run, self.net, self.splits, self.targets)
+            plots.run_plots(self.run, self.net, self.splits, self.targets, self.augment)
         except Exception as exc:  # a plot must never lose a run
             self.run.log(f"plots failed: {type(exc).__name__}: {exc}")
         return summary

@@ -43,11 +43,12 @@ def test_cnn_run_pictures(runs_dir):
             ],
         },
         "optimizer": {"name": "adam", "lr": 0.003},
-        "train": {"epochs": 1, "batch_size": 64},
+        "train": {"epochs": 1, "batch_size": 64, "augment": {"rotation": 10, "translate": 0.1}},
     }
     result = train(cfg, runs_dir=runs_dir)
     plots = result.run_dir / "plots"
     assert (plots / "filters.png").is_file() and (plots / "feature_maps.png").is_file()
+    assert (plots / "augmentation.png").is_file()
     m = evaluate_run(result.run_dir, "test", "best")
     assert m["n"] == 10000 and m["confusion"].shape == (10, 10)
     assert m["class_names"][0] == "T-shirt/top"

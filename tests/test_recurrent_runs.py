@@ -79,3 +79,11 @@ def test_sample_on_a_model_that_is_not_text(runs_dir):
     result = train(small_config(), runs_dir=runs_dir)
     out = CliRunner().invoke(app, ["sample", str(result.run_dir)])
     assert out.exit_code == 2 and "not a text model" in out.output
+
+
+def test_adding_lengths_sweep_expands_to_rnn_and_lstm_over_four_lengths():
+    from dlrun.sweeps.spec import load_sweep
+
+    sweep = load_sweep(CONFIGS / "sweeps" / "adding_lengths.yaml")
+    kinds = {(c.config["model"]["layers"][0]["type"], c.config["data"]["length"]) for c in sweep.cells}
+    assert kinds == {(k, t) for k in ("rnn", "lstm") for t in (10, 50, 100, 200)}

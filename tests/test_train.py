@@ -188,3 +188,18 @@ def test_early_stopping_restores_the_best_weights(runs_dir):
         s["final"]["test_loss"]
     )
     assert best
+
+
+def test_missing_dataset_fails_before_a_run_directory_is_made(runs_dir, tmp_path, monkeypatch):
+    from dlrun.data import sources
+    from dlrun.errors import DataError
+
+    monkeypatch.setattr(sources, "SYSTEM_DIRS", (tmp_path / "nowhere",))
+    monkeypatch.delenv("DLRUN_DATA", raising=False)
+    cfg = small_config(
+        data={"name": "fashion_mnist", "path": str(tmp_path / "empty"), "download": False},
+        model={"type": "sequential", "layers": [{"type": "flatten"}, {"type": "dense", "units": 10}, {"type": "softmax"}]},
+    )
+    with pytest.raises(DataError, match="fashion"):
+        train(cfg, runs_dir=runs_dir, root=tmp_path)
+    assert not runs_dir.exists()

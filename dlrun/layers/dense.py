@@ -1,7 +1,7 @@
 """Dense (fully connected) layer.
 
-Forward, for inputs x of shape (M, n_in) (any leading axes are flattened into M,
-so on sequences (N, T, n_in) it is applied at every time step):
+Forward, for inputs x of shape (M, n_in) (a batch of vectors (N, n_in), or of
+sequences (N, T, n_in), where it is applied at every time step):
 
     z = x W + b          W: (n_in, n_out), b: (n_out,)
     y = f(z)             f: an optional fused elementwise activation
@@ -64,8 +64,12 @@ class Dense(Layer):
                 "be fused into dense",
                 hint=f"add a separate layer {{type: {c.activation}}} after the dense layer",
             )
-        if not input_shape:
-            raise BuildError(f"layer '{self.name}' (dense) got a scalar input")
+        if len(input_shape) not in (1, 2):
+            raise BuildError(
+                f"layer '{self.name}' (dense) takes vectors (features,) or sequences "
+                f"(steps, features), but its input has shape {tuple(input_shape)}",
+                hint="add {type: flatten} before it (e.g. after conv2d or pooling)",
+            )
         n_in = int(input_shape[-1])
         self.input_shape = tuple(input_shape)
         self.output_shape = (*input_shape[:-1], c.units)

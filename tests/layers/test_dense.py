@@ -40,3 +40,10 @@ def test_softmax_cannot_be_fused_into_dense():
     layer = Dense(Dense.Config(units=3, activation="softmax"), name="out")
     with pytest.raises(BuildError, match="separate layer"):
         layer.build((4,), np.random.default_rng(0), np.float32)
+
+
+def test_dense_after_images_needs_flatten():
+    layer = Dense(Dense.Config(units=3), name="fc")
+    with pytest.raises(BuildError, match=r"'fc' \(dense\).*\(8, 7, 7\).*") as exc:
+        layer.build((8, 7, 7), np.random.default_rng(0), np.float32)
+    assert "flatten" in exc.value.hint
