@@ -73,3 +73,14 @@ def test_leaky_relu_course_parameter_maps_to_slope():
     assert LeakyReLU.Config(a=100).slope == pytest.approx(0.01)
     assert LeakyReLU.Config(slope=0.2).slope == 0.2
     assert LeakyReLU.Config().slope == 0.01
+
+
+def test_relu_fast_paths_keep_nan_visible():
+    # the divergence guard must see a NaN, not a ReLU that quietly turns it into 0
+    z = np.array([[np.nan, -1.0, 2.0]], dtype=np.float32)
+    out = np.empty_like(z)
+    K.bias_act_forward(z, np.zeros(3, np.float32), K.RELU, 0.0, out)
+    assert np.isnan(out[0, 0]) and out[0, 1] == 0.0 and out[0, 2] == 2.0
+    dz, db = np.empty_like(z), np.empty(3, np.float32)
+    K.act_backward_bias(np.array([[1.0, np.nan, 1.0]], np.float32), np.zeros_like(z), K.RELU, 0.0, dz, db)
+    assert np.isnan(dz[0, 1])
