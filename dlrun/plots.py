@@ -12,10 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path, tight: bool = True) -> Path:
+    """Write ``fig`` as PNG atomically. ``tight=False`` skips tight_layout (an extra
+    render, about 0.25 s), for figures that set their margins themselves."""
     from dlrun.runs import atomic_write
 
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     return Path(path)

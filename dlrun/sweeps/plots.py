@@ -57,6 +57,9 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
         keys += [("accuracy", "train accuracy"), ("val_accuracy", "val accuracy")]
     rows_n = 2 if have_acc else 1
     fig, axes = plt.subplots(rows_n, 2, figsize=(11, 3.9 * rows_n), squeeze=False)
+    # fixed margins: tight_layout would render the figure twice (this runs after the sweep)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12 / rows_n, top=1 - 0.08 / rows_n,
+                        wspace=0.22, hspace=0.35)
     colors = plt.cm.tab10(np.linspace(0, 1, 10))
     for ax, (key, title) in zip(axes.ravel(), keys):
         drawn = False
@@ -71,9 +74,10 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         if drawn and len(groups) <= 12 and key == "loss":  # one legend serves all four
             ax.legend(fontsize=7)
-    written = [_save(fig, folder / "curves.png")]
+    written = [_save(fig, folder / "curves.png", tight=False)]
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.9)
     for i, g in enumerate(groups):
         for j, rows in enumerate(r for r in g["curves"] if r):  # a run may have no epoch
             # time from the end of epoch 1: a process's first epoch also loads the kernels
@@ -93,5 +97,5 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     if len(groups) <= 12 and any(g["curves"] for g in groups):
         ax.legend(fontsize=7)
-    written.append(_save(fig, folder / "curves_time.png"))
+    written.append(_save(fig, folder / "curves_time.png", tight=False))
     return written
