@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from dlrun.errors import ConfigError
+from dlrun.runs import write_csv
 from dlrun.sweeps.executors import make_executor, prestart
 from dlrun.sweeps.index import DONE, SweepDir
-from dlrun.sweeps.results import aggregate, cell_row, default_metrics, table, write_csv
+from dlrun.sweeps.results import aggregate, cell_row, default_metrics, table
 from dlrun.sweeps.spec import Cell, Sweep, load_sweep
 
 

@@ -144,16 +144,8 @@ class RunDir:
             raise CheckpointError(f"cannot read {path}: {exc}") from None
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        """Rewrite metrics.csv with ``rows`` (one per epoch; columns in first-seen order)."""
-        columns: list[str] = []
-        for row in rows:
-            columns += [k for k in row if k not in columns]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _fmt(row.get(k)) for k in columns})
-        atomic_write_text(self.path / "metrics.csv", buf.getvalue())
+        """Rewrite metrics.csv with ``rows`` (one per epoch)."""
+        write_csv(self.path / "metrics.csv", rows)
 
     def metrics(self) -> list[dict[str, float]]:
         path = self.path / "metrics.csv"
@@ -177,6 +169,19 @@ class RunDir:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         self.write_json("summary.json", summary)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as CSV atomically: columns in first-seen order, floats exact (repr)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in columns})
+    atomic_write_text(Path(path), buf.getvalue())
 
 
 def _fmt(value: Any) -> Any:

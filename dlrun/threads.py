@@ -24,9 +24,8 @@ def set_threads(n: int | None) -> int | None:
         return None
     n = max(1, min(int(n), os.cpu_count() or 1))
     import numba
-    from threadpoolctl import threadpool_limits
-
     import numpy  # noqa: F401  (BLAS must be loaded for threadpoolctl to find it)
+    from threadpoolctl import threadpool_limits
 
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     threadpool_limits(limits=n, user_api="blas")

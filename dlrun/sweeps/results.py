@@ -15,8 +15,6 @@ Metrics of one cell (``metric_value``):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections import Counter
 from typing import Any
@@ -24,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from dlrun.callbacks import monitor_mode
-from dlrun.runs import atomic_write_text
 from dlrun.sweeps.spec import Cell, Sweep, Target, short, show
 
 DEFAULT_METRICS = ("val_loss", "val_accuracy", "test_accuracy")
@@ -115,23 +112,6 @@ def cell_row(sweep: Sweep, cell: Cell, outcome: dict[str, Any] | None) -> dict[s
     row["hash"] = cell.hash[:12]
     row["run_dir"] = outcome.get("run_dir") or ""
     return row
-
-
-def write_csv(path: Any, rows: list[dict[str, Any]]) -> None:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {
-                k: repr(v) if isinstance(v, float) else ("" if v is None else v)
-                for k, v in row.items()
-            }
-        )
-    atomic_write_text(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------- aggregation
