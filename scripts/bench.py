@@ -131,7 +131,9 @@ def peak_mib():
             return int(line.split()[1]) / 1024
 """
 
-PEAK = PEAK_MIB + """
+PEAK = (
+    PEAK_MIB
+    + """
 import json, sys
 from dlrun.threads import default_threads, set_threads
 from dlrun.train import train
@@ -139,8 +141,11 @@ set_threads(default_threads())
 train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
 print(json.dumps({"peak_mib": peak_mib()}))
 """
+)
 
-TORCH_PEAK = PEAK_MIB + """
+TORCH_PEAK = (
+    PEAK_MIB
+    + """
 import json, sys, numpy as np
 sys.path.insert(0, sys.argv[1])
 from bench import torch_epoch, mlp_config
@@ -150,6 +155,7 @@ s = load_data(resolve(mlp_config()), make_streams(0)["data"])
 torch_epoch(s.train.inputs(), s.train.y, int(sys.argv[2]))
 print(json.dumps({"peak_mib": peak_mib()}))
 """
+)
 
 
 def child(code: str, *args: str, env: dict | None = None) -> dict:
@@ -209,7 +215,11 @@ def bench_mlp(reps: int, threads: int) -> None:
         )
         with tempfile.TemporaryDirectory() as cache:
             cold = child(
-                FIRST_BATCH, repr(time.time()), json.dumps(cfg), tmp, env={**env, "NUMBA_CACHE_DIR": cache}
+                FIRST_BATCH,
+                repr(time.time()),
+                json.dumps(cfg),
+                tmp,
+                env={**env, "NUMBA_CACHE_DIR": cache},
             )["first_batch"]
         print(f"cold start (empty Numba cache) to first batch: {cold:.2f} s  (target <= 15)")
         peak = child(PEAK, json.dumps(cfg), tmp, env=env)["peak_mib"]
@@ -220,21 +230,20 @@ def bench_mlp(reps: int, threads: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("optim", "cnn", "lstm", "compare"):
+        import importlib
+
+        importlib.import_module(f"bench_{argv[0]}").main(argv[1:])  # its own options
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "which", nargs="?", default="mlp", choices=["mlp", "optim", "cnn", "lstm", "compare"]
-    )
+    parser.add_argument("which", nargs="?", default="mlp", choices=["mlp"])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
-    args, rest = parser.parse_known_args(argv)
-    if args.which == "mlp":
-        bench_mlp(args.reps, args.threads)
-    else:
-        import importlib
-
-        importlib.import_module(f"bench_{args.which}").main(rest)
+    args = parser.parse_args(argv)
+    bench_mlp(args.reps, args.threads)
 
 
 if __name__ == "__main__":
