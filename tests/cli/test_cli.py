@@ -166,4 +166,47 @@ def test_error_messages_keep_square_brackets(cfg_file):
     # rich would read "[9]" as markup and drop it; the message must reach the user whole
     result = invoke("train", cfg_file, "--set", "model.layers[9].units=1")
     assert result.exit_code == 2
-    assert "model.layers[9].units=1" in result.output and "model.layers[9] does not exist" in result.output
+    assert (
+        "model.layers[9].units=1" in result.output
+        and "model.layers[9] does not exist" in result.output
+    )
+
+
+def test_resume_with_a_corrupt_checkpoint_is_exit_2_and_touches_nothing(cfg_file, tmp_path):
+    runs = tmp_path / "runs"
+    assert invoke("train", cfg_file, "--runs-dir", runs, "-q").exit_code == 0
+    run_dir = next(runs.iterdir())
+    (run_dir / "summary.json").write_text('{"status": "interrupted"}')
+    last = run_dir / "checkpoints" / "last.npz"
+    last.write_bytes(b"garbage")
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    result = invoke("train", "--resume", run_dir)
+    assert result.exit_code == 2 and "last.npz is corrupt" in result.output
+    assert "Traceback" not in result.output
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+
+
+def test_a_diverging_run_says_where_and_exits_nonzero(tmp_path):
+    cfg = small_config(
+        data={"name": "sine_regression", "n": 200},
+        model={
+            "type": "sequential",
+            "layers": [
+                {"type": "dense", "units": 16, "activation": "tanh"},
+                {"type": "dense", "units": 1},
+            ],
+        },
+        loss="quadratic",
+        optimizer={"name": "gd", "lr": 1e4},
+    )
+    path = tmp_path / "boom.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = invoke("train", path, "--runs-dir", tmp_path / "runs", "-q")
+    assert result.exit_code == 1
+    assert (
+        "status: diverged" in result.output
+        and "non-finite" in result.output
+        and "dense_" in result.output
+    )
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert (run_dir / "checkpoints" / "last.npz").is_file()
