@@ -174,7 +174,9 @@ def _run(spec: Sweep, folder: SweepDir, ex: Any, fail_fast: bool, progress: str)
     if tasks and getattr(ex, "jobs", 1) > 1:
         # the figures at the end need matplotlib (about 0.8 s to import): import it while
         # the workers run instead of after them
-        threading.Thread(target=importlib.import_module, args=("dlrun.sweeps.plots",), daemon=True).start()
+        threading.Thread(
+            target=importlib.import_module, args=("dlrun.sweeps.plots",), daemon=True
+        ).start()
     interrupted = ex.run(tasks, on_done) if tasks else False
     interrupted = interrupted or any(
         (outcomes.get(c.hash) or {}).get("status") == "interrupted" for c in todo

@@ -75,9 +75,19 @@ def compare(
     eps: float = EPS,
     atol: float = ATOL,
     rtol: float = RTOL,
+    max_entries: int | None = None,
 ) -> Row:
-    """Check ``analytic`` = d f / d v entry by entry, perturbing ``v`` in place."""
+    """Check ``analytic`` = d f / d v entry by entry, perturbing ``v`` in place.
+
+    With ``max_entries``, a tensor larger than that is checked at that many entries
+    drawn at random (fixed seed): a 3136 x 128 dense layer would otherwise need
+    800,000 passes through the network.
+    """
     flat = v.reshape(-1)
+    if max_entries is not None and flat.size > max_entries:
+        entries = np.sort(np.random.default_rng(0).choice(flat.size, max_entries, replace=False))
+    else:
+        entries = np.arange(flat.size)
     a_flat = np.asarray(analytic, dtype=np.float64).reshape(-1)
     max_abs = max_rel = 0.0
     failed = skipped = 0
@@ -89,7 +99,7 @@ def compare(
         flat[i] = old
         return out
 
-    for i in range(flat.size):
+    for i in entries:
         x0 = flat[i]
         up, down = at(i, x0 + eps), at(i, x0 - eps)
         num = (up - down) / (2 * eps)
@@ -105,7 +115,7 @@ def compare(
             failed += 1
         max_abs = max(max_abs, err)
         max_rel = max(max_rel, err / max(abs(num), 1e-8))
-    return Row(what, max_abs, max_rel, flat.size, failed, skipped)
+    return Row(what, max_abs, max_rel, len(entries), failed, skipped)
 
 
 def check_layer(
@@ -115,6 +125,7 @@ def check_layer(
     seed: int = 0,
     built: bool = False,
     training: bool = True,
+    max_entries: int | None = None,
 ) -> Report:
     """Check dL/dx and dL/dparams of ``layer`` (built here in float64 unless ``built``)."""
     rng = np.random.default_rng(seed)
@@ -139,9 +150,9 @@ def check_layer(
     dx = np.array(layer.backward(r.copy()), dtype=np.float64)
     grads = {k: g.astype(np.float64).copy() for k, g in layer.grads.items()}
     kinks = bool(getattr(layer, "has_kinks", False))
-    report.rows.append(compare("input", dx, loss, x, kinks))
+    report.rows.append(compare("input", dx, loss, x, kinks, max_entries=max_entries))
     for key, g in grads.items():
-        report.rows.append(compare(key, g, loss, layer.params[key], kinks))
+        report.rows.append(compare(key, g, loss, layer.params[key], kinks, max_entries=max_entries))
     return report
 
 
@@ -204,6 +215,7 @@ def check_network(
     batch: int = 2,
     seed: int = 0,
     n_classes: int | None = None,
+    max_entries: int | None = 200,
 ) -> list[Report]:
     """Check each layer of the network a config builds (at its real input shape, small
     batch), then the whole network end to end through the loss w.r.t. every parameter."""
@@ -214,7 +226,10 @@ def check_network(
     net.build(input_shape, rng, np.float64)
     for layer in net.layers:
         layer.input_grad = True  # check dC/dx of the first layer too
-    reports = [check_layer(layer, layer.input_shape, batch, seed, built=True) for layer in net.body]
+    reports = [
+        check_layer(layer, layer.input_shape, batch, seed, built=True, max_entries=max_entries)
+        for layer in net.body
+    ]
     x = rng.standard_normal((batch, *input_shape))
     out_shape = net.body[-1].output_shape if net.body else input_shape
     if net.loss.integer_targets:
@@ -239,6 +254,8 @@ def check_network(
     net.backward(dout)
     kinks = any(getattr(layer, "has_kinks", False) for layer in net.layers)
     end = Report("network (end to end, all parameters)")
-    end.rows.append(compare("params", net.grads.copy(), loss, net.params, kinks))
+    end.rows.append(
+        compare("params", net.grads.copy(), loss, net.params, kinks, max_entries=max_entries)
+    )
     reports.append(end)
     return reports

@@ -99,8 +99,12 @@ def run_plots(run: Any, net: Any, splits: Any, targets: Any, augment: dict | Non
 
         sample = splits.train.take(slice(0, 8), net.dtype)
         # a stream of its own: drawing the figure must not change training
-        augmentation_figure(sample, np.random.default_rng(0), AugmentConfig(**augment),
-                            run.plots / "augmentation.png")
+        augmentation_figure(
+            sample,
+            np.random.default_rng(0),
+            AugmentConfig(**augment),
+            run.plots / "augmentation.png",
+        )
     rows = run.metrics()
     if not rows:
         return
@@ -110,7 +114,9 @@ def run_plots(run: Any, net: Any, splits: Any, targets: Any, augment: dict | Non
     if splits.task == "classification" and splits.input_shape == (2,):
         decision_boundary(net, splits, targets, run.plots / "decision_boundary.png")
     if (run.path / "grad_through_time.json").is_file():
-        grad_through_time(run.read_json("grad_through_time.json"), run.plots / "grad_through_time.png")
+        grad_through_time(
+            run.read_json("grad_through_time.json"), run.plots / "grad_through_time.png"
+        )
     convs = [layer for layer in net.layers if layer.registered_name == "conv2d"]
     if convs and splits.test is not None:
         filters(convs[0].params["W"], run.plots / "filters.png")
@@ -230,8 +236,9 @@ def grad_through_time(record: dict[str, dict[str, list[float]]], path: Path) -> 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for when, style in (("initial", "--"), ("final", "-")):
         for name, norms in record.get(when, {}).items():
-            ax.semilogy(range(1, len(norms) + 1), np.maximum(norms, 1e-30), style,
-                        label=f"{name} ({when})")
+            ax.semilogy(
+                range(1, len(norms) + 1), np.maximum(norms, 1e-30), style, label=f"{name} ({when})"
+            )
     ax.set_xlabel("time step t")
     ax.set_ylabel("||dC/dS_t|| (one batch)")
     ax.set_title("gradient through time")

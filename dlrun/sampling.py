@@ -93,7 +93,11 @@ def sample_from_run(
     if not temperature > 0:
         raise ConfigError(f"--temperature must be > 0, got {temperature}")
     cfg, net, splits, _ = load_run(run_dir, which)
-    if cfg["data"]["name"] != "text" or splits.task != "classification" or len(net.output_shape) != 2:
+    if (
+        cfg["data"]["name"] != "text"
+        or splits.task != "classification"
+        or len(net.output_shape) != 2
+    ):
         raise ConfigError(
             f"{run_dir} is not a text model (dataset '{cfg['data']['name']}', output shape "
             f"{net.output_shape}); `dlrun sample` needs a run trained on the 'text' dataset with "

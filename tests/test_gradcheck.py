@@ -79,3 +79,31 @@ def test_whole_network_end_to_end():
     assert len(reports) == 4  # three layers before the fused softmax, and the end-to-end check
     assert all(r.passed for r in reports), "\n".join(r.text() for r in reports)
     assert reports[-1].rows[0].n == 2 * 5 + 5 + 5 * 4 + 4 + 4 * 3 + 3
+
+
+def test_big_tensors_are_checked_at_a_random_sample_of_entries():
+    from dlrun.config import resolve
+
+    cfg = resolve(
+        {
+            "data": {"name": "blobs", "features": 300},
+            "loss": "quadratic",
+            "model": {
+                "type": "sequential",
+                "layers": [
+                    {"type": "dense", "units": 40, "activation": "tanh"},
+                    {"type": "dense", "units": 3},
+                ],
+            },
+        }
+    )
+    reports = G.check_network(cfg, (300,), max_entries=50)
+    assert all(r.passed for r in reports)
+    first = {row.what: row.n for row in reports[0].rows}
+    assert first == {"input": 50, "W": 50, "b": 40}
+    # a wrong gradient is still found by the sample
+    x = np.linspace(-1, 1, 1000)
+    assert (
+        G.compare("v", 2 * x * 1.1, lambda: float(np.sum(x**2)), x, False, max_entries=20).failed
+        == 20
+    )

@@ -16,16 +16,31 @@ from tests.conftest import CONFIGS, ROOT
 def adding(kind, length, n, epochs, runs_dir, lr=0.01):
     cfg = {
         "seed": 0,
-        "data": {"name": "adding", "n": n, "length": length, "val_fraction": 0.1, "test_fraction": 0.2},
-        "model": {"type": "sequential", "layers": [{"type": kind, "units": 16}, {"type": "dense", "units": 1}]},
+        "data": {
+            "name": "adding",
+            "n": n,
+            "length": length,
+            "val_fraction": 0.1,
+            "test_fraction": 0.2,
+        },
+        "model": {
+            "type": "sequential",
+            "layers": [{"type": kind, "units": 16}, {"type": "dense", "units": 1}],
+        },
         "loss": "quadratic",
         "optimizer": {"name": "adam", "lr": lr},
-        "train": {"epochs": epochs, "batch_size": 32, "clip": {"mode": "global_norm", "limit": 1.0}},
+        "train": {
+            "epochs": epochs,
+            "batch_size": 32,
+            "clip": {"mode": "global_norm", "limit": 1.0},
+        },
     }
     return train(cfg, runs_dir=runs_dir)
 
 
-BASELINE = 1 / 12  # quadratic cost 1/2 E(t - mean)^2 of always predicting the mean: Var(sum)/2 = 1/12
+BASELINE = (
+    1 / 12
+)  # quadratic cost 1/2 E(t - mean)^2 of always predicting the mean: Var(sum)/2 = 1/12
 
 
 def test_gradient_through_time_is_logged_and_vanishes_for_the_rnn(runs_dir):
@@ -51,23 +66,32 @@ def test_adding_problem_at_t100_lstm_remembers_rnn_forgets(runs_dir):
 
 
 def test_rnn_sine_many_to_many(runs_dir):
-    result = train(CONFIGS / "rnn_sine.yaml", runs_dir=runs_dir, overrides=["train.epochs=4", "data.n=300"])
+    result = train(
+        CONFIGS / "rnn_sine.yaml", runs_dir=runs_dir, overrides=["train.epochs=4", "data.n=300"]
+    )
     rows = RunDir(result.run_dir).metrics()
     assert rows[-1]["val_loss"] < 0.5 * rows[0]["val_loss"]
 
 
 def test_text_model_and_sample(runs_dir, monkeypatch):
     monkeypatch.chdir(ROOT)  # the config's text path is relative to the project
-    result = train(CONFIGS / "lstm_text.yaml", runs_dir=runs_dir,
-                   overrides=["train.epochs=2", "model.layers[0].units=32", "data.step=10"])
+    result = train(
+        CONFIGS / "lstm_text.yaml",
+        runs_dir=runs_dir,
+        overrides=["train.epochs=2", "model.layers[0].units=32", "data.step=10"],
+    )
     runner = CliRunner()
-    out = runner.invoke(app, ["sample", str(result.run_dir), "--length", "50", "--prime", "The ", "--seed", "1"])
+    out = runner.invoke(
+        app, ["sample", str(result.run_dir), "--length", "50", "--prime", "The ", "--seed", "1"]
+    )
     assert out.exit_code == 0, out.output
     text = out.output.rstrip("\n")
     assert text.startswith("The ") and len(text) == 54
     vocab = set((ROOT / "datasets" / "text" / "course.txt").read_text())
     assert set(text) <= vocab
-    again = runner.invoke(app, ["sample", str(result.run_dir), "--length", "50", "--prime", "The ", "--seed", "1"])
+    again = runner.invoke(
+        app, ["sample", str(result.run_dir), "--length", "50", "--prime", "The ", "--seed", "1"]
+    )
     assert again.output == out.output  # seeded
     bad = runner.invoke(app, ["sample", str(result.run_dir), "--prime", "\u00e9t\u00e9"])
     assert bad.exit_code == 2
@@ -85,5 +109,7 @@ def test_adding_lengths_sweep_expands_to_rnn_and_lstm_over_four_lengths():
     from dlrun.sweeps.spec import load_sweep
 
     sweep = load_sweep(CONFIGS / "sweeps" / "adding_lengths.yaml")
-    kinds = {(c.config["model"]["layers"][0]["type"], c.config["data"]["length"]) for c in sweep.cells}
+    kinds = {
+        (c.config["model"]["layers"][0]["type"], c.config["data"]["length"]) for c in sweep.cells
+    }
     assert kinds == {(k, t) for k in ("rnn", "lstm") for t in (10, 50, 100, 200)}

@@ -1,6 +1,6 @@
 """Full-size accuracy targets of the shipped image and sequence configs (minutes each).
 
-    python -m pytest -m slow tests/test_targets_slow.py
+python -m pytest -m slow tests/test_targets_slow.py
 """
 
 from pathlib import Path

@@ -198,7 +198,10 @@ def test_missing_dataset_fails_before_a_run_directory_is_made(runs_dir, tmp_path
     monkeypatch.delenv("DLRUN_DATA", raising=False)
     cfg = small_config(
         data={"name": "fashion_mnist", "path": str(tmp_path / "empty"), "download": False},
-        model={"type": "sequential", "layers": [{"type": "flatten"}, {"type": "dense", "units": 10}, {"type": "softmax"}]},
+        model={
+            "type": "sequential",
+            "layers": [{"type": "flatten"}, {"type": "dense", "units": 10}, {"type": "softmax"}],
+        },
     )
     with pytest.raises(DataError, match="fashion"):
         train(cfg, runs_dir=runs_dir, root=tmp_path)

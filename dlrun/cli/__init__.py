@@ -48,7 +48,18 @@ from dlrun.cli import (  # noqa: E402  (commands register themselves on `app`)
 )
 
 __all__ = ["app", "main"]
-_ = (compare_cmd, config_cmd, eval_cmd, gradcheck_cmd, list_cmd, plot_cmd, runs_cmd, sample_cmd, schema_cmd, train_cmd)
+_ = (
+    compare_cmd,
+    config_cmd,
+    eval_cmd,
+    gradcheck_cmd,
+    list_cmd,
+    plot_cmd,
+    runs_cmd,
+    sample_cmd,
+    schema_cmd,
+    train_cmd,
+)
 
 
 def main() -> None:

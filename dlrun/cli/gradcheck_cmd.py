@@ -20,6 +20,11 @@ def gradcheck(
         None, "--config", "-c", help="Check the network this config builds."
     ),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override a config key."),
+    max_entries: int = typer.Option(
+        200,
+        "--max-entries",
+        help="With --config: check at most this many random entries per tensor.",
+    ),
 ) -> None:
     """Check every layer's and loss's gradients against central differences (float64).
 
@@ -36,7 +41,9 @@ def gradcheck(
 
             cfg = load(config, set_)
             splits = load_data(cfg, make_streams(cfg["seed"])["data"])
-            reports = G.check_network(cfg, splits.input_shape, n_classes=splits.n_classes)
+            reports = G.check_network(
+                cfg, splits.input_shape, n_classes=splits.n_classes, max_entries=max_entries
+            )
         else:
             reports = G.check_registered(names or None)
         table = Table(title="gradient check (float64, central differences)")

@@ -17,7 +17,9 @@ def sample(
     temperature: float = typer.Option(
         0.8, "--temperature", "-t", help="< 1: safer choices, > 1: more surprising ones."
     ),
-    prime: str = typer.Option("", "--prime", "-p", help="Text to start from (default: one random character)."),
+    prime: str = typer.Option(
+        "", "--prime", "-p", help="Text to start from (default: one random character)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
 ) -> None:
@@ -25,4 +27,7 @@ def sample(
     from dlrun.sampling import sample_from_run
 
     with handle_errors():
-        console.print(sample_from_run(str(run_dir), length, temperature, prime, seed, checkpoint), markup=False)
+        console.print(
+            sample_from_run(str(run_dir), length, temperature, prime, seed, checkpoint),
+            markup=False,
+        )

@@ -32,7 +32,9 @@ def train(
         False, "--quiet", "-q", help="One plain line per epoch, no progress bar."
     ),
     threads: int = typer.Option(
-        None, "--threads", help="Threads for Numba kernels and BLAS (default: $DLRUN_THREADS, else all cores)."
+        None,
+        "--threads",
+        help="Threads for Numba kernels and BLAS (default: $DLRUN_THREADS, else all cores).",
     ),
 ) -> None:
     """Train one network; everything about the run goes into its run directory.

@@ -58,8 +58,9 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
     rows_n = 2 if have_acc else 1
     fig, axes = plt.subplots(rows_n, 2, figsize=(11, 3.9 * rows_n), squeeze=False)
     # fixed margins: tight_layout would render the figure twice (this runs after the sweep)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12 / rows_n, top=1 - 0.08 / rows_n,
-                        wspace=0.22, hspace=0.35)
+    fig.subplots_adjust(
+        left=0.07, right=0.98, bottom=0.12 / rows_n, top=1 - 0.08 / rows_n, wspace=0.22, hspace=0.35
+    )
     colors = plt.cm.tab10(np.linspace(0, 1, 10))
     for ax, (key, title) in zip(axes.ravel(), keys):
         drawn = False

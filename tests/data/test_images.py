@@ -47,7 +47,9 @@ def test_shapes_types_and_values(project) -> None:
         x = part.inputs()
         assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
         assert x.flags.writeable and x.flags.c_contiguous
-        np.testing.assert_allclose(part.take(np.array([1, 0]), np.float64)[1], part.x[0] / 255.0, rtol=1e-12)
+        np.testing.assert_allclose(
+            part.take(np.array([1, 0]), np.float64)[1], part.x[0] / 255.0, rtol=1e-12
+        )
     # val and train are disjoint and together the whole training file, labels kept with images
     ids = np.concatenate([trace(s.train), trace(s.val)])
     assert sorted(ids) == list(range(60))
@@ -89,7 +91,9 @@ def test_standardize_uses_train_statistics(project) -> None:
     assert abs(train.mean()) < 1e-9 and abs(train.std() - 1) < 1e-9
     raw = plain.train.inputs(np.float64)
     mean, std = raw.mean(), raw.std()
-    np.testing.assert_allclose(s.test.inputs(np.float64), (plain.test.inputs(np.float64) - mean) / std, atol=1e-9)
+    np.testing.assert_allclose(
+        s.test.inputs(np.float64), (plain.test.inputs(np.float64) - mean) / std, atol=1e-9
+    )
 
 
 def test_test_fraction_is_rejected() -> None:

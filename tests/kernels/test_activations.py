@@ -82,5 +82,7 @@ def test_relu_fast_paths_keep_nan_visible():
     K.bias_act_forward(z, np.zeros(3, np.float32), K.RELU, 0.0, out)
     assert np.isnan(out[0, 0]) and out[0, 1] == 0.0 and out[0, 2] == 2.0
     dz, db = np.empty_like(z), np.empty(3, np.float32)
-    K.act_backward_bias(np.array([[1.0, np.nan, 1.0]], np.float32), np.zeros_like(z), K.RELU, 0.0, dz, db)
+    K.act_backward_bias(
+        np.array([[1.0, np.nan, 1.0]], np.float32), np.zeros_like(z), K.RELU, 0.0, dz, db
+    )
     assert np.isnan(dz[0, 1])
