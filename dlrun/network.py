@@ -55,9 +55,7 @@ class Network:
         for i, layer in enumerate(self.layers):
             try:
                 shape = tuple(layer.build(shape, rng, self.dtype))
-            except BuildError:
-                raise
-            except (ValueError, IndexError, TypeError) as exc:
+            except (ValueError, IndexError, TypeError) as exc:  # BuildError passes through
                 raise BuildError(
                     f"layer {i} '{layer.name}' ({layer.registered_name}) cannot take input of "
                     f"shape {shape}: {exc}"

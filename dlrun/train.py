@@ -256,11 +256,12 @@ class Trainer:
             # overflow and NaN are caught by the divergence guard, which says where they started
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._loop()
-        except DlrunError as exc:
-            self.status, self.reason = "failed", str(exc)
+        except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint stays as it was
+            self.status, self.reason = "interrupted", "aborted by a second Ctrl-C"
             raise
         except Exception as exc:
-            self.status, self.reason = "failed", f"{type(exc).__name__}: {exc}"
+            self.status = "failed"
+            self.reason = str(exc) if isinstance(exc, DlrunError) else f"{type(exc).__name__}: {exc}"
             raise
         finally:
             if previous is not None:
@@ -518,9 +519,7 @@ def train(
     streams = make_streams(cfg["seed"])
     try:
         splits = load_data(cfg, streams["data"], root)
-    except DlrunError:
-        raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # a DlrunError already says what and where
         raise DataError(f"dataset '{cfg['data']['name']}' could not be loaded: {exc}") from None
     net = build_network(cfg, splits, streams["init"])
     if resume is None:

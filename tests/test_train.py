@@ -206,3 +206,17 @@ def test_missing_dataset_fails_before_a_run_directory_is_made(runs_dir, tmp_path
     with pytest.raises(DataError, match="fashion"):
         train(cfg, runs_dir=runs_dir, root=tmp_path)
     assert not runs_dir.exists()
+
+
+def test_second_ctrl_c_aborts_and_keeps_the_last_checkpoint(runs_dir):
+    def press_twice(trainer):
+        if trainer.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(small_config(), runs_dir=runs_dir, callbacks=[press_twice])
+    run_dir = next(runs_dir.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "second Ctrl-C" in summary["reason"]
+    assert params_of(run_dir)  # the checkpoint written before training still loads
