@@ -168,7 +168,7 @@ class Momentum(Optimizer):
 
 
 @optimizers.register("nesterov")
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov momentum: the gradient is taken at the look-ahead point w + alpha v.
 
     Classical form (Sutskever, Martens, Dahl & Hinton, 2013)::
@@ -184,11 +184,8 @@ class Nesterov(Optimizer):
     State: ``velocity`` (n,), starting at zero.
     """
 
-    class Config(Optimizer.Config):
+    class Config(Momentum.Config):
         name: str = "nesterov"
-        alpha: float = Field(0.9, ge=0.0, lt=1.0, description="momentum factor")
-
-    state_arrays = ("velocity",)
 
     def update(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         K.nesterov_step(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 from dlrun import __version__
@@ -34,32 +36,22 @@ def _root(
     _util.STATE["debug"] = debug
 
 
-from dlrun.cli import (  # noqa: E402  (commands register themselves on `app`)
-    compare_cmd,
-    config_cmd,
-    eval_cmd,
-    gradcheck_cmd,
-    list_cmd,
-    plot_cmd,
-    runs_cmd,
-    sample_cmd,
-    schema_cmd,
-    train_cmd,
-)
+# each command module registers itself on `app` when imported
+for _command in (
+    "compare",
+    "config",
+    "eval",
+    "gradcheck",
+    "list",
+    "plot",
+    "runs",
+    "sample",
+    "schema",
+    "train",
+):
+    importlib.import_module(f"dlrun.cli.{_command}_cmd")
 
 __all__ = ["app", "main"]
-_ = (
-    compare_cmd,
-    config_cmd,
-    eval_cmd,
-    gradcheck_cmd,
-    list_cmd,
-    plot_cmd,
-    runs_cmd,
-    sample_cmd,
-    schema_cmd,
-    train_cmd,
-)
 
 
 def main() -> None:
