@@ -261,7 +261,9 @@ class Trainer:
             raise
         except Exception as exc:
             self.status = "failed"
-            self.reason = str(exc) if isinstance(exc, DlrunError) else f"{type(exc).__name__}: {exc}"
+            self.reason = (
+                str(exc) if isinstance(exc, DlrunError) else f"{type(exc).__name__}: {exc}"
+            )
             raise
         finally:
             if previous is not None:

@@ -130,14 +130,33 @@ def col2im(
 
 
 @parallel_kernel
-def rows_to_nchw(yt: np.ndarray, b: np.ndarray, y: np.ndarray) -> None:
-    """``y[n, f, p] = yt[f, n*P + p] + b[f]``: the GEMM result (F, N*P) back to (N, F, P)."""
+def rows_to_nchw(yt: np.ndarray, b: np.ndarray, y: np.ndarray, relu: bool = False) -> None:
+    """``y[n, f, p] = yt[f, n*P + p] + b[f]``: the GEMM result (F, N*P) back to (N, F, P).
+
+    With ``relu``, y = max(0, .) in the same pass (0 * NaN keeps a NaN visible).
+    """
     n_batch, n_filt, p = y.shape
     for n in prange(n_batch):
         for f in range(n_filt):
             bf = b[f]
+            if relu:
+                for q in range(p):
+                    v = yt[U(f), U(n * p + q)] + bf
+                    y[U(n), U(f), U(q)] = v if v > 0 else 0.0 * v
+            else:
+                for q in range(p):
+                    y[U(n), U(f), U(q)] = yt[U(f), U(n * p + q)] + bf
+
+
+@parallel_kernel
+def relu_mask(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """out = dy * [y > 0]: the fused ReLU's derivative, from its output.  All (N, F, P)."""
+    n_batch, n_filt, p = dy.shape
+    for n in prange(n_batch):
+        for f in range(n_filt):
             for q in range(p):
-                y[U(n), U(f), U(q)] = yt[U(f), U(n * p + q)] + bf
+                g = dy[U(n), U(f), U(q)]
+                out[U(n), U(f), U(q)] = g if y[U(n), U(f), U(q)] > 0 else 0.0 * g
 
 
 @parallel_kernel

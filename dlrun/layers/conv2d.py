@@ -17,7 +17,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 from dlrun.config import Settings
 from dlrun.errors import BuildError
-from dlrun.kernels.conv import col2im, im2col, nchw_to_rows, rows_to_nchw
+from dlrun.kernels.conv import col2im, im2col, nchw_to_rows, relu_mask, rows_to_nchw
 from dlrun.layers.base import Layer, Shape
 from dlrun.registry import layers
 
@@ -89,6 +89,9 @@ class Conv2D(Layer):
         dL/db[f] = sum_{n, oy, ox} dy[n, f, oy, ox]
         dL/dx = col2im(W.T @ dY)             (each pixel sums over every window holding it)
 
+    With ``activation: relu`` the output is max(0, y) in the same pass, and backward
+    first multiplies dy by [y > 0].
+
     Shapes: x (N, C, H, W) -> y (N, F, Ho, Wo), Ho = (H + pad_h - kh) // sh + 1;
     W (F, C, kh, kw), b (F,). ``padding``: ``valid`` (none), ``same`` (Ho = ceil(H / sh),
     as in Keras) or a number of zero pixels on each side (an int, or a pair for (h, w)).
@@ -103,6 +106,9 @@ class Conv2D(Layer):
         ) = Field("valid", description="valid, same, or zero pixels per side: int or [ph, pw]")
         bias: bool = Field(True, description="learn a bias b per filter")
         init: str | None = Field(None, description="initializer of W (default: model.init)")
+        activation: Literal["identity", "relu"] = Field(
+            "identity", description="relu: fused max(0, .) (saves a pass over the feature maps)"
+        )
 
     example = [
         {
@@ -113,10 +119,15 @@ class Conv2D(Layer):
             "config": {"filters": 2, "kernel_size": [2, 3], "stride": 2, "padding": 1},
             "input_shape": (1, 5, 6),
         },
+        {
+            "config": {"filters": 2, "kernel_size": 3, "padding": 1, "activation": "relu"},
+            "input_shape": (2, 4, 4),
+        },
     ]
 
     def build(self, input_shape: Shape, rng: np.random.Generator, dtype: Any) -> Shape:
         cfg = self.config
+        self.has_kinks = cfg.activation == "relu"
         c, h, w = image_shape(self, input_shape)
         kh, kw = pair(cfg.kernel_size)
         sh, sw = pair(cfg.stride)
@@ -173,7 +184,7 @@ class Conv2D(Layer):
         im2col(x, kh, kw, sh, sw, ph, pw, ho, wo, cols)
         np.matmul(self.params["W"].reshape(f, -1), cols, out=rows)
         b = self.params["b"] if self.config.bias else self._no_bias
-        rows_to_nchw(rows, b, y.reshape(n, f, ho * wo))
+        rows_to_nchw(rows, b, y.reshape(n, f, ho * wo), self.config.activation == "relu")
         return cols
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -183,6 +194,7 @@ class Conv2D(Layer):
         if training:  # keep the columns of the whole batch for backward
             self._cols = self._convolve(x, y, "cols", "rows")
             self._n = n
+            self._y = y
         else:  # evaluation: bounded memory whatever the batch size, columns not kept
             for i in range(0, n, EVAL_CHUNK):
                 self._convolve(
@@ -198,6 +210,10 @@ class Conv2D(Layer):
         cols = self._cols
         rows = self._scratch("rows", (f, n * ho * wo))  # now dY, in the GEMM layout
         dy = np.ascontiguousarray(dy, dtype=self.dtype).reshape(n, f, ho * wo)
+        if self.config.activation == "relu":
+            masked = np.empty_like(dy)
+            relu_mask(dy, self._y.reshape(n, f, ho * wo), masked)
+            dy = masked
         db = self.grads["b"] if self.config.bias else self._scratch("db", (f,))
         nchw_to_rows(dy, rows, db)
         # np.dot hands the transposed operand to BLAS as is (np.matmul copies it slowly)

@@ -252,3 +252,25 @@ def test_kernel_larger_than_padded_input_is_a_build_error():
 def test_bad_settings_are_rejected(bad):
     with pytest.raises(ValidationError):
         Conv2D.Config(**bad)
+
+
+def test_fused_relu_equals_conv_then_relu_layer():
+    from dlrun.layers.activation import ReLU
+    from dlrun.layers.conv2d import Conv2D
+
+    rng = np.random.default_rng(3)
+    plain = Conv2D(Conv2D.Config(filters=4, kernel_size=3, padding=1))
+    fused = Conv2D(Conv2D.Config(filters=4, kernel_size=3, padding=1, activation="relu"))
+    relu = ReLU()
+    for layer in (plain, fused):
+        layer.build((2, 6, 5), np.random.default_rng(0), np.float64)
+    relu.build(plain.output_shape, rng, np.float64)
+    x = rng.standard_normal((3, 2, 6, 5))
+    y = fused.forward(x, True)
+    np.testing.assert_allclose(y, relu.forward(plain.forward(x, True), True))
+    dy = rng.standard_normal(y.shape)
+    dx_fused = fused.backward(dy)
+    dx_plain = plain.backward(relu.backward(dy))
+    np.testing.assert_allclose(dx_fused, dx_plain)
+    for key in ("W", "b"):
+        np.testing.assert_allclose(fused.grads[key], plain.grads[key])
