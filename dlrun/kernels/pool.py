@@ -57,6 +57,24 @@ def maxpool_forward(
 
 
 @parallel_kernel
+def maxpool_forward_2x2(x: np.ndarray, y: np.ndarray) -> None:
+    """Evaluation only: maxima of the non-overlapping 2 x 2 windows of ``x`` (R, H, W)
+    into ``y`` (R, H // 2, W // 2), without recording where they were."""
+    n_planes = x.shape[0]
+    _, ho, wo = y.shape
+    for r in prange(n_planes):
+        for oy in range(ho):
+            for ox in range(wo):
+                a = x[U(r), U(2 * oy), U(2 * ox)]
+                b = x[U(r), U(2 * oy), U(2 * ox + 1)]
+                c = x[U(r), U(2 * oy + 1), U(2 * ox)]
+                d = x[U(r), U(2 * oy + 1), U(2 * ox + 1)]
+                top = a if a >= b else b
+                bottom = c if c >= d else d
+                y[U(r), U(oy), U(ox)] = top if top >= bottom else bottom
+
+
+@parallel_kernel
 def maxpool_backward(dy: np.ndarray, arg: np.ndarray, dx: np.ndarray) -> None:
     """Route each ``dy[r, oy, ox]`` to the pixel that won its window; ``dx`` is overwritten."""
     n_planes, _, w = dx.shape

@@ -9,7 +9,13 @@ from pydantic import Field
 
 from dlrun.config import Settings
 from dlrun.errors import BuildError
-from dlrun.kernels.pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
+from dlrun.kernels.pool import (
+    avgpool_backward,
+    avgpool_forward,
+    maxpool_backward,
+    maxpool_forward,
+    maxpool_forward_2x2,
+)
 from dlrun.layers.base import Layer, Shape
 from dlrun.layers.conv2d import IntPair, image_shape, pair
 from dlrun.registry import layers
@@ -85,8 +91,11 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         planes, y = self._planes(x)
-        self._arg = np.empty(y.shape, dtype=np.int32)
-        maxpool_forward(planes, *self._geometry, y, self._arg)
+        if not training and self._geometry == (2, 2, 2, 2):  # the common case, no argmax needed
+            maxpool_forward_2x2(planes, y)
+        else:
+            self._arg = np.empty(y.shape, dtype=np.int32)
+            maxpool_forward(planes, *self._geometry, y, self._arg)
         return y.reshape(self._n, *self.output_shape)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
