@@ -39,3 +39,18 @@ def small_config(**changes):
     for key, value in changes.items():
         cfg[key] = value
     return cfg
+
+
+# a small regression setting (quadratic cost on t = sin(x)), for small_config(**REGRESSION)
+REGRESSION = dict(
+    data={"name": "sine_regression", "n": 200},
+    model={
+        "type": "sequential",
+        "layers": [
+            {"type": "dense", "units": 16, "activation": "tanh"},
+            {"type": "dense", "units": 16, "activation": "tanh"},
+            {"type": "dense", "units": 1},
+        ],
+    },
+    loss="quadratic",
+)

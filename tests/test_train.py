@@ -9,7 +9,7 @@ from dlrun import checkpoint
 from dlrun.errors import CheckpointError, ConfigError
 from dlrun.runs import RunDir
 from dlrun.train import train
-from tests.conftest import small_config
+from tests.conftest import REGRESSION, small_config
 
 
 def params_of(run_dir, which="last"):
@@ -156,18 +156,7 @@ def test_bad_config_creates_no_run_directory(runs_dir):
 
 
 def test_regression_run_has_no_accuracy(runs_dir):
-    cfg = small_config(
-        data={"name": "sine_regression", "n": 200},
-        model={
-            "type": "sequential",
-            "layers": [
-                {"type": "dense", "units": 8, "activation": "tanh"},
-                {"type": "dense", "units": 1},
-            ],
-        },
-        loss="quadratic",
-    )
-    result = train(cfg, runs_dir=runs_dir)
+    result = train(small_config(**REGRESSION), runs_dir=runs_dir)
     assert "test_loss" in result.summary["final"] and "accuracy" not in result.summary["final"]
 
 

@@ -10,21 +10,8 @@ import pytest
 from dlrun import checkpoint
 from dlrun.runs import RunDir
 from dlrun.train import train
-from tests.conftest import small_config
+from tests.conftest import REGRESSION, small_config
 from tests.test_train import interrupt_at, params_of
-
-REGRESSION = dict(
-    data={"name": "sine_regression", "n": 200},
-    model={
-        "type": "sequential",
-        "layers": [
-            {"type": "dense", "units": 16, "activation": "tanh"},
-            {"type": "dense", "units": 16, "activation": "tanh"},
-            {"type": "dense", "units": 1},
-        ],
-    },
-    loss="quadratic",
-)
 
 
 def test_penalty_is_part_of_the_reported_loss(runs_dir):

@@ -4,24 +4,11 @@ import json
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from dlrun import __version__
 from dlrun.cli import app
-from dlrun.cli._util import STATE
-from tests.conftest import CONFIGS, small_config
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _reset_debug():
-    yield
-    STATE["debug"] = False
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from tests.cli.conftest import invoke, runner
+from tests.conftest import CONFIGS, REGRESSION, small_config
 
 
 @pytest.fixture
@@ -187,18 +174,7 @@ def test_resume_with_a_corrupt_checkpoint_is_exit_2_and_touches_nothing(cfg_file
 
 
 def test_a_diverging_run_says_where_and_exits_nonzero(tmp_path):
-    cfg = small_config(
-        data={"name": "sine_regression", "n": 200},
-        model={
-            "type": "sequential",
-            "layers": [
-                {"type": "dense", "units": 16, "activation": "tanh"},
-                {"type": "dense", "units": 1},
-            ],
-        },
-        loss="quadratic",
-        optimizer={"name": "gd", "lr": 1e4},
-    )
+    cfg = small_config(**REGRESSION, optimizer={"name": "gd", "lr": 1e4})
     path = tmp_path / "boom.yaml"
     path.write_text(yaml.safe_dump(cfg))
     result = invoke("train", path, "--runs-dir", tmp_path / "runs", "-q")

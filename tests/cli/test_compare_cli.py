@@ -8,25 +8,12 @@ import socket
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 import dlrun.train
-from dlrun.cli import app
-from dlrun.cli._util import STATE
+from tests.cli.conftest import invoke
 from tests.conftest import small_config
 
-runner = CliRunner()
 REAL_TRAIN = dlrun.train.train
-
-
-@pytest.fixture(autouse=True)
-def _reset_debug():
-    yield
-    STATE["debug"] = False
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture
