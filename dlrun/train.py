@@ -159,8 +159,16 @@ class Trainer:
             reg_cls = regularizers.get(spec["name"])
             reg = reg_cls(reg_cls.Config(**spec))
             self.regularizers.append((reg, *self._penalised(reg.config)))
-        self.clip = tcfg.get("clip")
+        self.clip_config = self.augment_config = None
+        if tcfg.get("clip"):
+            from dlrun.clipping import ClipConfig
+
+            self.clip_config = ClipConfig(**tcfg["clip"])
         self.augment = tcfg.get("augment")
+        if self.augment:
+            from dlrun.data.augment import AugmentConfig
+
+            self.augment_config = AugmentConfig(**self.augment)
         for layer in net.layers:
             layer.set_rng(streams["dropout"])
         es = tcfg.get("early_stopping")
@@ -323,10 +331,10 @@ class Trainer:
         idx = self.perm[b * self.batch_size : (b + 1) * self.batch_size]
         x = self.splits.train.take(idx, net.dtype)
         y = self.splits.train.y[idx]
-        if self.augment:
+        if self.augment_config is not None:
             from dlrun.data.augment import augment
 
-            x = augment(x, self.streams["augment"], self._augment_config())
+            x = augment(x, self.streams["augment"], self.augment_config)
         lr = self.schedule.lr(self.epoch, self.step) * self.lr_scale
         value, out = net.train_step_grads(x, self.targets.encode(y))
         for reg, ws, gs in self.regularizers:
@@ -337,10 +345,10 @@ class Trainer:
         norms = [math.sqrt(squares[i]) for _, i in self.weight_layers]
         if not (math.isfinite(value) and math.isfinite(float(squares.sum()))):
             return self._diverged(value, x)
-        if self.clip:
+        if self.clip_config is not None:
             from dlrun.clipping import apply_clipping
 
-            apply_clipping(self._clip_config(), [g for _, _, g in self._grad_views()])
+            apply_clipping(self.clip_config, [layer.grads[k] for layer, k, _ in net.param_items()])
         self.optimizer.step(net.params, net.grads, lr)
         rows = int(np.prod(out.shape[:-1]))
         self.sums["loss"] += value * rows
@@ -353,19 +361,6 @@ class Trainer:
         self.batch += 1
         self.progress.batch(value, self.sums)
         return True
-
-    def _grad_views(self) -> list[tuple[Any, str, np.ndarray]]:
-        return [(layer, k, layer.grads[k]) for layer, k, _ in self.net.param_items()]
-
-    def _clip_config(self) -> Any:
-        from dlrun.clipping import ClipConfig
-
-        return ClipConfig(**self.clip)
-
-    def _augment_config(self) -> Any:
-        from dlrun.data.augment import AugmentConfig
-
-        return AugmentConfig(**self.augment)
 
     def _where_nonfinite(self, x: np.ndarray) -> str:
         """The first layer whose output or gradient is not finite."""
