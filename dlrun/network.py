@@ -66,7 +66,13 @@ class Network:
                     f"{layer.input_shape} into {shape}, which is empty"
                 )
         self.output_shape = shape
-        self.layers[0].input_grad = False  # dC/d(data) is never needed
+        # dC/d(data) is never needed: no layer up to the first one with parameters computes
+        # its input gradient, and the parameter-free layers before it are skipped in backward
+        self.first_trained = next(
+            (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
+        )
+        for layer in self.layers[: self.first_trained + 1]:
+            layer.input_grad = False
         fused = self.loss.fuses
         self.fused = bool(fused) and self.layers[-1].registered_name == fused
         if fused and not self.fused:
@@ -126,7 +132,9 @@ class Network:
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         """Fill every layer's grads; returns dC/dx only if the first layer computes it."""
-        for layer in reversed(self.body):
+        body = self.body
+        start = 0 if body and body[0].input_grad else self.first_trained
+        for layer in reversed(body[start:]):
             dy = layer.backward(dy)
         return dy
 

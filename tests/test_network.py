@@ -106,3 +106,34 @@ def test_per_layer_initializer_overrides_the_global_one():
     cfg["model"]["layers"][0]["init"] = "he_normal"
     net = build(cfg)
     assert net.layers[0].params["W"].any() and not net.layers[1].params["W"].any()
+
+
+def test_no_input_gradient_before_the_first_trained_layer():
+    """flatten -> dense: dC/dx of the first dense layer (a product as large as dC/dW) and
+    the flatten backward are never computed; the weight gradients are unchanged."""
+    cfg = small_config(
+        model={
+            "type": "sequential",
+            "layers": [
+                {"type": "flatten"},
+                {"type": "dense", "units": 8, "activation": "tanh"},
+                {"type": "dense", "units": 2},
+                {"type": "softmax"},
+            ],
+        }
+    )
+    net = build(cfg, shape=(2, 3))
+    flatten, first, second = net.layers[:3]
+    assert (flatten.input_grad, first.input_grad, second.input_grad) == (False, False, True)
+    calls = []
+    flatten.backward = lambda dy: calls.append(dy)
+    x = np.random.default_rng(1).standard_normal((4, 2, 3))
+    t = np.array([0, 1, 0, 1])
+    net.train_step_grads(x, t)
+    assert calls == []
+    fast = net.grads.copy()
+    for layer in net.layers:  # what gradcheck does: every layer computes dC/dx
+        layer.input_grad = True
+    net.train_step_grads(x, t)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(net.grads, fast)
