@@ -3,62 +3,33 @@
 Used by the L1/L2 penalties (:mod:`dlrun.regularizers`) and by gradient
 clipping (:mod:`dlrun.clipping`). Arrays are 1-D (callers pass flat views).
 
-Sums are accumulated in float64 over eight fixed partial sums that are
-combined in a fixed order: the result does not depend on threads or timing,
-and the independent accumulators let the loop run several lanes at once
-without ``fastmath`` (a single running sum would be strictly sequential).
+Sums are accumulated in float64, in SIMD lanes (see
+:data:`dlrun.kernels._jit.reduction`): the result does not depend on threads or
+timing.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlrun.kernels._jit import kernel
+from dlrun.kernels._jit import kernel, reduction
 
 
-@kernel
+@reduction
 def sum_squares(x):
     """sum_i x_i^2, in float64."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    n = x.shape[0]
-    m = n - n % 8
-    for i in range(0, m, 8):
-        v0, v1 = np.float64(x[i]), np.float64(x[i + 1])
-        v2, v3 = np.float64(x[i + 2]), np.float64(x[i + 3])
-        v4, v5 = np.float64(x[i + 4]), np.float64(x[i + 5])
-        v6, v7 = np.float64(x[i + 6]), np.float64(x[i + 7])
-        a0 += v0 * v0
-        a1 += v1 * v1
-        a2 += v2 * v2
-        a3 += v3 * v3
-        a4 += v4 * v4
-        a5 += v5 * v5
-        a6 += v6 * v6
-        a7 += v7 * v7
-    total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-    for i in range(m, n):
+    total = 0.0
+    for i in range(x.shape[0]):
         v = np.float64(x[i])
         total += v * v
     return total
 
 
-@kernel
+@reduction
 def sum_abs(x):
     """sum_i |x_i|, in float64."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    n = x.shape[0]
-    m = n - n % 8
-    for i in range(0, m, 8):
-        a0 += abs(np.float64(x[i]))
-        a1 += abs(np.float64(x[i + 1]))
-        a2 += abs(np.float64(x[i + 2]))
-        a3 += abs(np.float64(x[i + 3]))
-        a4 += abs(np.float64(x[i + 4]))
-        a5 += abs(np.float64(x[i + 5]))
-        a6 += abs(np.float64(x[i + 6]))
-        a7 += abs(np.float64(x[i + 7]))
-    total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-    for i in range(m, n):
+    total = 0.0
+    for i in range(x.shape[0]):
         total += abs(np.float64(x[i]))
     return total
 
