@@ -33,6 +33,7 @@ from dlrun import config as C
 from dlrun.callbacks import BestTracker
 from dlrun.data.base import Split, Splits
 from dlrun.errors import CheckpointError, DataError, DlrunError
+from dlrun.kernels.metrics import argmax_hits
 from dlrun.network import Network
 from dlrun.progress import Progress
 from dlrun.registry import datasets, optimizers, regularizers, schedules
@@ -105,6 +106,12 @@ class Targets:
             return (loss_input[..., 0] > mid).astype(np.int64)
         return np.argmax(loss_input, axis=-1)
 
+    def count_correct(self, loss_input: np.ndarray, y: np.ndarray) -> int:
+        """How many predicted labels equal ``y``."""
+        if self.n_out == 1:
+            return int(np.sum(self.predict_labels(loss_input) == y))
+        return argmax_hits(loss_input.reshape(-1, self.n_out), y.reshape(-1))
+
 
 def evaluate(
     net: Network, split: Split, targets: Targets, batch_size: int = 256
@@ -115,11 +122,11 @@ def evaluate(
         x = split.take(slice(i, i + batch_size), net.dtype)
         y = split.y[i : i + batch_size]
         value, out = net.loss_of(x, targets.encode(y))
-        rows = int(np.prod(out.shape[:-1]))
+        rows = math.prod(out.shape[:-1])
         total += value * rows
         n += rows
         if targets.task == "classification":
-            correct += int(np.sum(targets.predict_labels(out) == y))
+            correct += targets.count_correct(out, y)
     out_metrics = {"loss": total / max(n, 1)}
     if targets.task == "classification":
         out_metrics["accuracy"] = correct / max(n, 1)
@@ -350,11 +357,11 @@ class Trainer:
 
             apply_clipping(self.clip_config, [layer.grads[k] for layer, k, _ in net.param_items()])
         self.optimizer.step(net.params, net.grads, lr)
-        rows = int(np.prod(out.shape[:-1]))
+        rows = math.prod(out.shape[:-1])
         self.sums["loss"] += value * rows
         self.sums["count"] += rows
         if self.targets.task == "classification":
-            self.sums["correct"] += float(np.sum(self.targets.predict_labels(out) == y))
+            self.sums["correct"] += self.targets.count_correct(out, y)
         for (name, _), v in zip(self.weight_layers, norms):
             self.sums[f"grad_norm/{name}"] += v
         self.step += 1

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from dlrun.config import Settings
+from dlrun.kernels.data import gather_rows
 
 Task = Literal["classification", "regression"]
 
@@ -63,6 +64,17 @@ class Split:
 
     def take(self, idx: np.ndarray | slice, dtype: Any = np.float32) -> np.ndarray:
         """Inputs ``x[idx] * scale + offset`` as a new array of ``dtype``."""
+        if isinstance(idx, np.ndarray) and self.x.flags.c_contiguous and len(self.x):
+            rows = np.asarray(self.x).reshape(len(self.x), -1)
+            t = np.dtype(dtype).type
+            out = np.empty((len(idx), rows.shape[1]), dtype=dtype)
+            if len(idx) and (idx.min() < -len(rows) or idx.max() >= len(rows)):
+                raise IndexError(f"index out of range for {len(rows)} inputs")
+            gather_rows(
+                rows, idx, t(self.scale), t(self.offset),
+                self.scale != 1.0, self.offset != 0.0, out,
+            )  # fmt: skip
+            return out.reshape(len(idx), *self.x.shape[1:])
         x = np.array(self.x[idx], dtype=dtype)
         if self.scale != 1.0:
             x *= x.dtype.type(self.scale)

@@ -1,0 +1,27 @@
+"""Batch assembly kernel: gather rows of a (compactly stored) dataset and scale them.
+
+    out[i, :] = x[idx[i], :] * scale + offset      x: (n, features) any dtype
+                                                   idx: (batch,) int, out: (batch, features)
+
+in ``out``'s dtype (``scale`` and ``offset`` are passed already cast to it), with
+the product and the sum rounded separately as NumPy's ``x *= scale; x += offset``
+does. One pass instead of NumPy's gather, cast, multiply and add.
+"""
+
+from __future__ import annotations
+
+from dlrun.kernels._jit import kernel
+
+
+@kernel
+def gather_rows(x, idx, scale, offset, use_scale, use_offset, out):
+    for i in range(idx.shape[0]):
+        r = idx[i]
+        for j in range(x.shape[1]):
+            out[i, j] = x[r, j]
+        if use_scale:
+            for j in range(x.shape[1]):
+                out[i, j] = out[i, j] * scale
+        if use_offset:
+            for j in range(x.shape[1]):
+                out[i, j] = out[i, j] + offset
