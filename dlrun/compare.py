@@ -14,9 +14,7 @@ the overlaid learning curves. See ``dlrun/sweeps/`` for each step.
 
 from __future__ import annotations
 
-import importlib
 import re
-import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,17 +169,23 @@ def _run(spec: Sweep, folder: SweepDir, ex: Any, fail_fast: bool, progress: str)
         }
         for c in todo
     ]
-    if tasks and getattr(ex, "jobs", 1) > 1:
-        # the figures at the end need matplotlib (about 0.8 s to import): import it while
-        # the workers run instead of after them
-        threading.Thread(
-            target=importlib.import_module, args=("dlrun.sweeps.plots",), daemon=True
-        ).start()
     interrupted = ex.run(tasks, on_done) if tasks else False
     interrupted = interrupted or any(
         (outcomes.get(c.hash) or {}).get("status") == "interrupted" for c in todo
     )
-    return _report(spec, folder, outcomes, ran, skipped, failures, interrupted)
+    return _report(spec, folder, outcomes, ran, skipped, failures, interrupted, ex)
+
+
+def _draw(ex: Any, groups: list[dict[str, Any]], plots_dir: Path) -> list[Path]:
+    """The sweep's figures: in the local worker processes when there are some (one figure
+    each, at the same time, and this process never imports matplotlib), else here."""
+    from dlrun.sweeps import plots
+
+    pool = getattr(ex, "pool", None)
+    if pool is None:
+        return plots.sweep_curves(groups, plots_dir)
+    futures = [pool.submit(figure, groups, plots_dir) for figure in plots.FIGURES]
+    return [f.result() for f in futures]
 
 
 def _report(
@@ -192,6 +196,7 @@ def _report(
     skipped: int,
     failures: list[tuple[str, str]],
     interrupted: bool,
+    ex: Any = None,
 ) -> SweepResult:
     rows = [cell_row(spec, c, outcomes.get(c.hash)) for c in spec.cells]
     write_csv(folder.results_path, rows)
@@ -200,10 +205,8 @@ def _report(
     groups = aggregate(spec, outcomes, metrics)
     plots: list[Path] = []
     if any(g["curves"] for g in groups):
-        from dlrun.sweeps.plots import sweep_curves
-
         try:
-            plots = sweep_curves(groups, folder.plots_dir)
+            plots = _draw(ex, groups, folder.plots_dir)
         except Exception as exc:  # a figure must never lose the results
             warnings.warn(f"sweep plots failed: {type(exc).__name__}: {exc}", stacklevel=2)
     return SweepResult(

@@ -343,6 +343,9 @@ def test_local_processes_give_the_same_results_with_limited_threads(tmp_path):
     one = compare(tiny_sweep(), runs_dir=tmp_path / "one", jobs=1)
     two = compare(tiny_sweep(), runs_dir=tmp_path / "two", jobs=2)
     assert two.ok and _metrics(two.sweep_dir) == _metrics(one.sweep_dir)
+    # the figures are drawn in the workers, one each
+    assert [p.name for p in two.plots] == ["curves.png", "curves_time.png"]
+    assert all(p.stat().st_size > 10_000 for p in two.plots)
     for row in read_csv(two.sweep_dir / "results.csv"):
         env = json.loads((two.sweep_dir / row["run_dir"] / "env.json").read_text())
         assert env["numba_threads"] == threads_per_job(2)

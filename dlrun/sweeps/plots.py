@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.plots import _save, plt
-
 
 def _matrix(curves: list[list[dict[str, Any]]], key: str) -> tuple[np.ndarray, np.ndarray]:
     """Epochs and a (runs, epochs) array of ``key`` (NaN where a run has no value)."""
@@ -49,7 +47,14 @@ def _band(ax: Any, x: np.ndarray, values: np.ndarray, label: str, color: Any) ->
 
 
 def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
-    """Write curves.png (and curves_time.png); return the files written."""
+    """Write curves.png and curves_time.png; return the files written."""
+    return [figure(groups, folder) for figure in FIGURES]
+
+
+def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
+    """curves.png: loss and accuracy, train and val, mean +- std over seeds per setting."""
+    from dlrun.plots import _save, plt  # matplotlib only where a figure is drawn
+
     folder = Path(folder)
     have_acc = any("accuracy" in r for g in groups for rows in g["curves"] for r in rows)
     keys = [("loss", "train loss"), ("val_loss", "val loss")]
@@ -75,8 +80,14 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         if drawn and len(groups) <= 12 and key == "loss":  # one legend serves all four
             ax.legend(fontsize=7)
-    written = [_save(fig, folder / "curves.png", tight=False)]
+    return _save(fig, folder / "curves.png", tight=False)
 
+
+def curves_by_time(groups: list[dict[str, Any]], folder: Path) -> Path:
+    """curves_time.png: training loss against seconds of training, every run."""
+    from dlrun.plots import _save, plt
+
+    colors = plt.cm.tab10(np.linspace(0, 1, 10))
     fig, ax = plt.subplots(figsize=(6, 4))
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.9)
     for i, g in enumerate(groups):
@@ -98,5 +109,8 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     if len(groups) <= 12 and any(g["curves"] for g in groups):
         ax.legend(fontsize=7)
-    written.append(_save(fig, folder / "curves_time.png", tight=False))
-    return written
+    return _save(fig, Path(folder) / "curves_time.png", tight=False)
+
+
+FIGURES = (curves_by_epoch, curves_by_time)
+"""The sweep's figures; ``dlrun compare --jobs N`` draws them in its workers at once."""
