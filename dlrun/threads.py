@@ -27,6 +27,8 @@ def set_threads(n: int | None) -> int | None:
     import numpy  # noqa: F401  (BLAS must be loaded for threadpoolctl to find it)
     from threadpoolctl import threadpool_limits
 
+    import dlrun.kernels._jit  # noqa: F401  (its threading layer, before set_num_threads starts one)
+
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     threadpool_limits(limits=n, user_api="blas")
     return n

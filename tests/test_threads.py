@@ -19,3 +19,17 @@ def test_set_threads_limits_numba_and_blas(monkeypatch):
     assert set_threads(None) is None
     monkeypatch.setenv("DLRUN_THREADS", "3")
     assert default_threads() == 3
+
+
+def test_set_threads_first_thing_still_gets_the_workqueue_layer():
+    """set_threads starts Numba's thread pool: called before any kernel module is imported,
+    it must not start the default (OpenMP) layer, whose spinning threads slow the CNN 2.5x."""
+    import subprocess
+    import sys
+
+    code = (
+        "from dlrun.threads import set_threads; set_threads(1); import numba; "
+        "print(numba.threading_layer())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "workqueue"
