@@ -2,6 +2,7 @@
 
     python scripts/bench.py mlp [--reps 5]     # issue targets: MLP epoch, start-up, compile, memory
     python scripts/bench.py optim | cnn | lstm | compare   # the other benchmarks (see each script)
+    python scripts/bench.py epoch cnn | lstm   # a real config epoch against PyTorch
 
 Timings alternate dlrun and PyTorch and report medians, because the machine is
 shared and noisy. PyTorch is optional (`pip install torch==2.13.0`); never a CI
@@ -231,7 +232,7 @@ def bench_mlp(reps: int, threads: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("optim", "cnn", "lstm", "compare"):
+    if argv and argv[0] in ("optim", "cnn", "lstm", "compare", "epoch"):
         import importlib
 
         importlib.import_module(f"bench_{argv[0]}").main(argv[1:])  # its own options
