@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from dlrun.kernels._jit import inline, kernel
+from dlrun.kernels.penalties import sum_squares
 
 #: Numerator and denominator coefficients of the tanh approximation, in powers of a^2.
 TANH_P = (9.99999907e-01, 1.33731534e-01, 3.48652777e-03, 2.04708945e-05, 1.31828783e-08)
@@ -155,33 +156,37 @@ def lstm_step_forward(gates, gh, b, c_prev, c_out, tc_out, h_out, cand, approx, 
     adjacent so that they are one vectorised loop (two loops over separate
     sigmoid blocks measured 3x slower).
     """
-    n, h4 = gates.shape
-    h = h4 // 4
+    n = gates.shape[0]
     for r in range(n):
-        g = gates[r]
-        e = gh[r]
-        for j in range(3 * h):
-            g[j] = _sigmoid(g[j] + e[j] + b[j], approx, k)
-        if cand == 0:
-            for j in range(3 * h, 4 * h):
-                g[j] = _tanh(g[j] + e[j] + b[j], approx, k)
+        # a literal ``approx`` in each call: the inlined loops then carry no branch
+        if approx:
+            _lstm_row(gates[r], gh[r], b, c_prev[r], c_out[r], tc_out[r], h_out[r], cand, True, k)
         else:
-            for j in range(3 * h, 4 * h):
-                g[j] = _sigmoid(g[j] + e[j] + b[j], approx, k)
-        f = g[:h]
-        i = g[h : 2 * h]
-        o = g[2 * h : 3 * h]
-        cc = g[3 * h :]
-        cp = c_prev[r]
-        c_r = c_out[r]
-        t_r = tc_out[r]
-        h_r = h_out[r]
+            _lstm_row(gates[r], gh[r], b, c_prev[r], c_out[r], tc_out[r], h_out[r], cand, False, k)
+
+
+@inline
+def _lstm_row(gates, gh, b, cp, c_r, t_r, h_r, cand, approx, k):
+    """One row of :func:`lstm_step_forward`. Every loop runs from 0 over slices: a loop
+    from 3h would keep Numba's negative-index test and not vectorise (3.5x slower)."""
+    h = cp.shape[0]
+    g, e = gates[: 3 * h], gh[: 3 * h]
+    for j in range(3 * h):
+        g[j] = _sigmoid(g[j] + e[j] + b[j], approx, k)
+    cc, e, bc = gates[3 * h :], gh[3 * h :], b[3 * h :]
+    if cand == 0:
         for j in range(h):
-            c = f[j] * cp[j] + i[j] * cc[j]
-            c_r[j] = c
-            t = _tanh(c, approx, k)
-            t_r[j] = t
-            h_r[j] = o[j] * t
+            cc[j] = _tanh(cc[j] + e[j] + bc[j], approx, k)
+    else:
+        for j in range(h):
+            cc[j] = _sigmoid(cc[j] + e[j] + bc[j], approx, k)
+    f, i, o = gates[:h], gates[h : 2 * h], gates[2 * h : 3 * h]
+    for j in range(h):
+        c_r[j] = f[j] * cp[j] + i[j] * cc[j]
+    for j in range(h):
+        t_r[j] = _tanh(c_r[j], approx, k)
+    for j in range(h):
+        h_r[j] = o[j] * t_r[j]
 
 
 @kernel
@@ -244,3 +249,38 @@ def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum):
             da_sum[r, 3 * h + j] = s_g
             sq += dh_tot * dh_tot
     return math.sqrt(sq)
+
+
+@kernel
+def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, one):
+    """:func:`lstm_step_backward` for one gradient slot (full BPTT), written to vectorise.
+
+    dh, dc, c_prev, tc: (N, H); gates, da: (N, 4H); ``one`` is 1 in the arrays' dtype
+    (a float literal would turn float32 arithmetic into float64). Each loop touches
+    at most five arrays, few enough for the compiler's overlap tests, so every loop
+    runs in SIMD lanes. Returns ||dh||_2.
+    """
+    n, h = dh.shape
+    dct = np.empty(h, dtype=dh.dtype)
+    for r in range(n):
+        f, i = gates[r, :h], gates[r, h : 2 * h]
+        o, g = gates[r, 2 * h : 3 * h], gates[r, 3 * h :]
+        da_f, da_i = da[r, :h], da[r, h : 2 * h]
+        da_o, da_g = da[r, 2 * h : 3 * h], da[r, 3 * h :]
+        dh_r, dc_r, t_r, cp = dh[r], dc[r], tc[r], c_prev[r]
+        for j in range(h):
+            dct[j] = dc_r[j] + dh_r[j] * o[j] * (one - t_r[j] * t_r[j])
+        for j in range(h):
+            da_o[j] = dh_r[j] * t_r[j] * (o[j] * (one - o[j]))
+        for j in range(h):
+            da_f[j] = dct[j] * cp[j] * (f[j] * (one - f[j]))
+            dc_r[j] = dct[j] * f[j]
+        if cand == 0:
+            for j in range(h):
+                da_i[j] = dct[j] * g[j] * (i[j] * (one - i[j]))
+                da_g[j] = dct[j] * i[j] * (one - g[j] * g[j])
+        else:
+            for j in range(h):
+                da_i[j] = dct[j] * g[j] * (i[j] * (one - i[j]))
+                da_g[j] = dct[j] * i[j] * (g[j] * (one - g[j]))
+    return math.sqrt(sum_squares(dh.ravel()))

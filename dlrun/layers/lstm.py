@@ -139,21 +139,29 @@ class LSTM(Layer):
         dy_at = output_grads(np.asarray(dy, dtype=self.dtype), steps, c.return_sequences)
         dh = np.zeros((a, n, h), dtype=self.dtype)  # dC/dh_t per slot
         dc = np.zeros((a, n, h), dtype=self.dtype)  # dC/dC_t per slot
-        da = np.empty((a, n, 4 * h), dtype=self.dtype)
+        da = np.empty((a, n, 4 * h), dtype=self.dtype) if a > 1 else None
         # dC/dz summed over slots; steps before trunc.first get no gradient
         da_all = np.empty((steps, n, 4 * h), dtype=self.dtype)
         da_all[: trunc.first] = 0.0
         norms = np.zeros(steps)
         cand = K.ACTIVATION_CODES[c.candidate_activation]
         learned = c.initial_state == "learned"
+        one = self.dtype.type(1.0)
         for t in range(steps - 1, trunc.first - 1, -1):
             dy_t = dy_at(t)
             trunc.inject(dh, t, dy_t)
             if trunc.ring:
                 dc[t % a] = 0.0  # a new chain starts with no cell gradient
-            norms[t] = K.lstm_step_backward(dh, dc, gates[t], cs[t], tc[t], cand, da, da_all[t])
+            if a == 1:  # full BPTT: one slot, written straight into da_all[t]
+                da_t = da_all[t]
+                norms[t] = K.lstm_step_backward_single(
+                    dh[0], dc[0], gates[t], cs[t], tc[t], cand, da_t, one
+                )
+            else:
+                da_t = da
+                norms[t] = K.lstm_step_backward(dh, dc, gates[t], cs[t], tc[t], cand, da, da_all[t])
             if t > 0 or learned:
-                np.matmul(da.reshape(a * n, 4 * h), WhT, out=dh.reshape(a * n, h))
+                np.matmul(da_t.reshape(a * n, 4 * h), WhT, out=dh.reshape(a * n, h))
         self.state_grad_norms = norms
         da2 = da_all.reshape(steps * n, 4 * h)
         gW = self.grads["W"]
@@ -169,5 +177,7 @@ class LSTM(Layer):
             else:
                 np.sum(d_h0, axis=0, out=self.grads["h0"])
                 np.sum(d_c0, axis=0, out=self.grads["c0"])
+        if not self.input_grad:
+            return None  # type: ignore[return-value]
         dx = np.matmul(da2, W[h:].T).reshape(steps, n, features)
         return np.ascontiguousarray(dx.transpose(1, 0, 2))

@@ -110,3 +110,25 @@ def test_lstm_step_backward_two_slots(cand):
     np.testing.assert_allclose(da_sum, want.sum(axis=0), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(dc, dct * f, rtol=1e-13)
     assert norm == pytest.approx(np.linalg.norm(dh.sum(axis=0)))
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+@pytest.mark.parametrize("cand", ["tanh", "sigmoid"])
+def test_lstm_step_backward_single_slot_matches_the_general_kernel(cand, dtype, tol):
+    rng = np.random.default_rng(4)
+    gx, gh, b, c_prev = blocks(rng, np.float64)
+    gates, c, tc, _ = (a.astype(dtype) for a in lstm_reference(gx, gh, b, c_prev, cand))
+    c_prev = c_prev.astype(dtype)
+    dh = rng.standard_normal((1, 3, 5)).astype(dtype)
+    dc = rng.standard_normal((1, 3, 5)).astype(dtype)
+    code = K.ACTIVATION_CODES[cand]
+    dc_general, da, da_sum = dc.copy(), np.empty((1, 3, 20), dtype), np.empty((3, 20), dtype)
+    want_norm = K.lstm_step_backward(dh, dc_general, gates, c_prev, tc, code, da, da_sum)
+    dc_single, da_single = dc[0].copy(), np.empty((3, 20), dtype)
+    norm = K.lstm_step_backward_single(
+        dh[0], dc_single, gates, c_prev, tc, code, da_single, dtype(1.0)
+    )
+    assert da_single.dtype == dtype
+    np.testing.assert_allclose(da_single, da[0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(dc_single, dc_general[0], rtol=tol, atol=tol)
+    assert norm == pytest.approx(want_norm, rel=tol)
