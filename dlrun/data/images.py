@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 
 from dlrun.data import sources
 from dlrun.data.base import DataConfig, Dataset, Split, Splits
-from dlrun.data.idx import load_idx_cached
+from dlrun.data.idx import copy_rows, load_idx_cached
 from dlrun.errors import DataError
 from dlrun.registry import datasets
 
@@ -114,7 +114,7 @@ class ImageFiles(Dataset):
 
         def split(images: np.ndarray, labels: np.ndarray, idx: np.ndarray | None) -> Split:
             # pixels stay uint8 (a quarter of the memory); batches become pixel / 255
-            pixels = np.array(images) if idx is None else np.asarray(images[idx])  # one copy
+            pixels = copy_rows(images, idx)  # one copy, the mapped file not kept resident
             x = pixels.reshape(-1, 1, *images.shape[1:])
             y = np.asarray(labels if idx is None else labels[idx], dtype=np.int64)
             return Split(x, y, scale=1.0 / 255.0)

@@ -237,3 +237,56 @@ def test_real_fashion_mnist_labels_decode_exactly() -> None:
     labels = read_idx(path)
     assert labels.shape == (60000,) and labels.dtype == np.uint8
     assert reference_idx_bytes(labels, 8) == gzip.decompress(path.read_bytes())
+
+
+@pytest.mark.parametrize("every", [1, 7, None])
+def test_copy_rows_equals_indexing(tmp_path: Path, every: int | None) -> None:
+    a = np.random.default_rng(0).integers(0, 255, size=(10_000, 4, 5), dtype=np.uint8)
+    np.save(tmp_path / "a.npy", a)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    rows = None if every is None else np.arange(3, 10_000, every)
+    got = idx.copy_rows(mapped, rows, window=1000)
+    assert type(got) is np.ndarray and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, a if rows is None else a[rows])
+    np.testing.assert_array_equal(mapped, a)  # released pages read back intact
+    np.testing.assert_array_equal(idx.copy_rows(a, rows), got)  # in memory: plain copy
+
+
+PEAK_OF_COPY = """
+import sys, numpy as np
+from dlrun.data import idx
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+mapped = np.load(sys.argv[1], mmap_mode="r")
+rows = np.arange(0, len(mapped), 10)  # a tenth of the rows, spread over the whole file
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak
+before = hwm()
+if sys.argv[2] == "copy_rows":
+    out = idx.copy_rows(mapped, rows)
+else:
+    out = np.asarray(mapped[rows])
+print(hwm() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux /proc needed")
+def test_copy_rows_does_not_keep_the_mapped_file_resident(tmp_path: Path) -> None:
+    """Copying a tenth of a 64 MiB mapped file: plain indexing maps all of it, copy_rows
+    keeps the peak near the 6.4 MiB copy."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "big.npy", np.ones((65_536, 1024), dtype=np.uint8))
+    peaks = {}
+    for how in ("copy_rows", "indexing"):
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_OF_COPY, str(tmp_path / "big.npy"), how],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[how] = float(out.stdout)
+    assert peaks["indexing"] > 50, peaks  # the measurement sees the mapped pages
+    assert peaks["copy_rows"] < 6.4 + 12, peaks
