@@ -149,20 +149,13 @@ def rows_to_nchw(yt: np.ndarray, b: np.ndarray, y: np.ndarray, relu: bool = Fals
 
 
 @parallel_kernel
-def relu_mask(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
-    """out = dy * [y > 0]: the fused ReLU's derivative, from its output.  All (N, F, P)."""
-    n_batch, n_filt, p = dy.shape
-    for n in prange(n_batch):
-        for f in range(n_filt):
-            for q in range(p):
-                g = dy[U(n), U(f), U(q)]
-                out[U(n), U(f), U(q)] = g if y[U(n), U(f), U(q)] > 0 else 0.0 * g
-
-
-@parallel_kernel
-def nchw_to_rows(dy: np.ndarray, dyt: np.ndarray, db: np.ndarray) -> None:
+def nchw_to_rows(
+    dy: np.ndarray, y: np.ndarray, relu: bool, dyt: np.ndarray, db: np.ndarray
+) -> None:
     """``dyt[f, n*P + p] = dy[n, f, p]`` and ``db[f] = sum_{n, p} dy[n, f, p]``.
 
+    With ``relu``, dy is first multiplied by [y > 0] (the fused ReLU's derivative,
+    from its output y; 0 * NaN keeps a NaN visible), in the same pass. All (N, F, P).
     The bias gradient is summed in float64 in a fixed order (four running sums
     over p mod 4, added at the end), so it is deterministic.
     """
@@ -171,21 +164,30 @@ def nchw_to_rows(dy: np.ndarray, dyt: np.ndarray, db: np.ndarray) -> None:
         s0 = s1 = s2 = s3 = 0.0
         for n in range(n_batch):
             base = n * p
+            if relu:
+                for q in range(p):
+                    g = dy[U(n), U(f), U(q)]
+                    dyt[U(f), U(base + q)] = g if y[U(n), U(f), U(q)] > 0 else 0.0 * g
+                src = dyt[U(f), U(base) : U(base + p)]  # sum what was written
+            else:
+                src = dy[U(n), U(f)]
             for q in range(0, p - 3, 4):
-                v0 = dy[U(n), U(f), U(q)]
-                v1 = dy[U(n), U(f), U(q + 1)]
-                v2 = dy[U(n), U(f), U(q + 2)]
-                v3 = dy[U(n), U(f), U(q + 3)]
-                dyt[U(f), U(base + q)] = v0
-                dyt[U(f), U(base + q + 1)] = v1
-                dyt[U(f), U(base + q + 2)] = v2
-                dyt[U(f), U(base + q + 3)] = v3
+                v0 = src[U(q)]
+                v1 = src[U(q + 1)]
+                v2 = src[U(q + 2)]
+                v3 = src[U(q + 3)]
+                if not relu:
+                    dyt[U(f), U(base + q)] = v0
+                    dyt[U(f), U(base + q + 1)] = v1
+                    dyt[U(f), U(base + q + 2)] = v2
+                    dyt[U(f), U(base + q + 3)] = v3
                 s0 += v0
                 s1 += v1
                 s2 += v2
                 s3 += v3
             for q in range(p - p % 4, p):
-                v = dy[U(n), U(f), U(q)]
-                dyt[U(f), U(base + q)] = v
+                v = src[U(q)]
+                if not relu:
+                    dyt[U(f), U(base + q)] = v
                 s0 += v
         db[f] = (s0 + s1) + (s2 + s3)

@@ -17,7 +17,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 from dlrun.config import Settings
 from dlrun.errors import BuildError
-from dlrun.kernels.conv import col2im, im2col, nchw_to_rows, relu_mask, rows_to_nchw
+from dlrun.kernels.conv import col2im, im2col, nchw_to_rows, rows_to_nchw
 from dlrun.layers.base import Layer, Shape
 from dlrun.registry import layers
 
@@ -210,12 +210,9 @@ class Conv2D(Layer):
         cols = self._cols
         rows = self._scratch("rows", (f, n * ho * wo))  # now dY, in the GEMM layout
         dy = np.ascontiguousarray(dy, dtype=self.dtype).reshape(n, f, ho * wo)
-        if self.config.activation == "relu":
-            masked = np.empty_like(dy)
-            relu_mask(dy, self._y.reshape(n, f, ho * wo), masked)
-            dy = masked
+        relu = self.config.activation == "relu"
         db = self.grads["b"] if self.config.bias else self._scratch("db", (f,))
-        nchw_to_rows(dy, rows, db)
+        nchw_to_rows(dy, self._y.reshape(n, f, ho * wo) if relu else dy, relu, rows, db)
         # np.dot hands the transposed operand to BLAS as is (np.matmul copies it slowly)
         dw = self.grads["W"]
         if dw.flags.c_contiguous:  # a view into the network's flat buffer: write through it
@@ -224,7 +221,7 @@ class Conv2D(Layer):
             dw[...] = np.dot(rows, cols.T).reshape(dw.shape)
         if not self.input_grad:
             return None  # type: ignore[return-value]
-        dcols = self._scratch("dcols", cols.shape)
+        dcols = cols  # the columns are spent: dC/dcols goes into their buffer
         np.dot(self.params["W"].reshape(f, -1).T, rows, out=dcols)
         dx = np.empty((n, *self.input_shape), dtype=self.dtype)
         col2im(dcols, kh, kw, sh, sw, ph, pw, ho, wo, dx)

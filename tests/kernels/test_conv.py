@@ -46,7 +46,7 @@ def conv_backward_by_kernels(x, w, dy, cols, stride, pad):
     ho, wo = dy.shape[2:]
     rows = np.empty((f, n * ho * wo), dtype=x.dtype)
     db = np.empty(f, dtype=x.dtype)
-    nchw_to_rows(dy.reshape(n, f, ho * wo), rows, db)
+    nchw_to_rows(dy.reshape(n, f, ho * wo), dy.reshape(n, f, ho * wo), False, rows, db)
     dw = (rows @ cols.T).reshape(w.shape)
     dx = np.full(x.shape, np.nan, dtype=x.dtype)  # col2im must overwrite every entry
     col2im(w.reshape(f, -1).T @ rows, kh, kw, stride[0], stride[1], pad[0], pad[2], ho, wo, dx)
@@ -126,8 +126,8 @@ def test_bias_gradient_is_deterministic_and_exact_for_float32():
     dy = rng.standard_normal((16, 4, 100)).astype(np.float32)
     rows = np.empty((4, 1600), np.float32)
     db1, db2 = np.empty(4, np.float32), np.empty(4, np.float32)
-    nchw_to_rows(dy, rows, db1)
-    nchw_to_rows(dy, rows, db2)
+    nchw_to_rows(dy, dy, False, rows, db1)
+    nchw_to_rows(dy, dy, False, rows, db2)
     np.testing.assert_array_equal(db1, db2)
     np.testing.assert_allclose(db1, dy.astype(np.float64).sum(axis=(0, 2)), rtol=1e-6)
     np.testing.assert_array_equal(rows, dy.transpose(1, 0, 2).reshape(4, -1))
@@ -151,3 +151,17 @@ def test_results_do_not_depend_on_the_number_of_threads():
         results.append((y, *grads))
     for one, two in zip(*results, strict=True):
         np.testing.assert_array_equal(one, two)
+
+
+def test_nchw_to_rows_applies_the_relu_mask_from_the_output():
+    rng = np.random.default_rng(4)
+    dy = rng.standard_normal((5, 3, 7))
+    y = np.maximum(rng.standard_normal((5, 3, 7)), 0.0)  # a ReLU output: zeros where masked
+    dy[0, 0, 0] = np.nan  # a NaN under a masked entry stays visible (0 * NaN)
+    y[0, 0, 0] = 0.0
+    rows, db = np.empty((3, 35)), np.empty(3)
+    nchw_to_rows(dy, y, True, rows, db)
+    masked = np.where(y > 0, dy, 0.0 * dy)
+    np.testing.assert_array_equal(rows, masked.transpose(1, 0, 2).reshape(3, -1))
+    assert np.isnan(rows[0, 0]) and np.isnan(db[0])
+    np.testing.assert_allclose(db[1:], masked[:, 1:].sum(axis=(0, 2)), rtol=1e-12)
