@@ -13,8 +13,10 @@ from dlrun.kernels.pool import (
     avgpool_backward,
     avgpool_forward,
     maxpool_backward,
+    maxpool_backward_2x2,
     maxpool_forward,
     maxpool_forward_2x2,
+    maxpool_forward_2x2_train,
 )
 from dlrun.layers.base import Layer, Shape
 from dlrun.layers.conv2d import IntPair, image_shape, pair
@@ -91,8 +93,12 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         planes, y = self._planes(x)
-        if not training and self._geometry == (2, 2, 2, 2):  # the common case, no argmax needed
-            maxpool_forward_2x2(planes, y)
+        if self._geometry == (2, 2, 2, 2):  # the common case: fast paths
+            if training:
+                self._arg = np.empty(y.shape, dtype=np.uint8)  # winner's place 0..3
+                maxpool_forward_2x2_train(planes, y, self._arg)
+            else:  # no winners needed
+                maxpool_forward_2x2(planes, y)
         else:
             self._arg = np.empty(y.shape, dtype=np.int32)
             maxpool_forward(planes, *self._geometry, y, self._arg)
@@ -100,7 +106,10 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy, dx = self._unplanes(dy)
-        maxpool_backward(dy, self._arg, dx)
+        if self._arg.dtype == np.uint8:
+            maxpool_backward_2x2(dy, self._arg, dx)
+        else:
+            maxpool_backward(dy, self._arg, dx)
         return dx.reshape(self._n, *self.input_shape)
 
 

@@ -100,3 +100,26 @@ def test_avgpool_matches_naive(shape, size, stride, dtype):
     avgpool_backward(dy, *size, *stride, dx)
     expected = naive_conv.avgpool2d_backward(dy.reshape(n, c, ho, wo), size, stride, shape)
     np.testing.assert_allclose(dx.reshape(shape), expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 4), (2, 1, 7, 5), (1, 2, 6, 9)])
+def test_maxpool_2x2_training_path_equals_the_general_kernels(shape):
+    from dlrun.kernels.pool import maxpool_backward_2x2, maxpool_forward_2x2_train
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 3, size=shape).astype(np.float32)  # many ties
+    y, arg = maxpool_by_kernels(x, (2, 2), (2, 2))
+    n, c, h, w = shape
+    y2 = np.empty((n * c, h // 2, w // 2), np.float32)
+    code = np.empty(y2.shape, np.uint8)
+    maxpool_forward_2x2_train(x.reshape(n * c, h, w), y2, code)
+    np.testing.assert_array_equal(y2, y.reshape(y2.shape))
+    oy, ox = np.indices(y2.shape[1:])
+    np.testing.assert_array_equal(  # the same winner as the general kernel's flat index
+        (2 * oy + code // 2) * w + 2 * ox + code % 2, arg
+    )
+    dy = rng.standard_normal(y2.shape).astype(np.float32)
+    want, got = np.empty((n * c, h, w), np.float32), np.full((n * c, h, w), np.nan, np.float32)
+    maxpool_backward(dy, arg, want)
+    maxpool_backward_2x2(dy, code, got)  # overwrites every entry, past the last window too
+    np.testing.assert_array_equal(got, want)
