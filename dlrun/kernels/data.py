@@ -5,7 +5,8 @@
 
 in ``out``'s dtype (``scale`` and ``offset`` are passed already cast to it), with
 the product and the sum rounded separately as NumPy's ``x *= scale; x += offset``
-does. One pass instead of NumPy's gather, cast, multiply and add.
+does. One pass instead of NumPy's gather, cast, multiply and add. An index
+outside ``0 <= idx < n`` raises IndexError before anything is written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from dlrun.kernels._jit import kernel
 
 @kernel
 def gather_rows(x, idx, scale, offset, use_scale, use_offset, out):
+    for i in range(idx.shape[0]):
+        if idx[i] < 0 or idx[i] >= x.shape[0]:
+            raise IndexError("gather_rows: index out of range")
     for i in range(idx.shape[0]):
         r = idx[i]
         for j in range(x.shape[1]):
