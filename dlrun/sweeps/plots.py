@@ -53,7 +53,7 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
 
 def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
     """curves.png: loss and accuracy, train and val, mean +- std over seeds per setting."""
-    from dlrun.plots import _save, plt  # matplotlib only where a figure is drawn
+    from dlrun.plots import _save, log_y, plt  # matplotlib only where a figure is drawn
 
     folder = Path(folder)
     have_acc = any("accuracy" in r for g in groups for rows in g["curves"] for r in rows)
@@ -76,7 +76,7 @@ def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
         ax.set_title(title)
         ax.set_xlabel("epoch")
         if key.endswith("loss"):
-            ax.set_yscale("log")
+            log_y(ax)
         ax.grid(alpha=0.3)
         if drawn and len(groups) <= 12 and key == "loss":  # one legend serves all four
             ax.legend(fontsize=7)
@@ -85,7 +85,7 @@ def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
 
 def curves_by_time(groups: list[dict[str, Any]], folder: Path) -> Path:
     """curves_time.png: training loss against seconds of training, every run."""
-    from dlrun.plots import _save, plt
+    from dlrun.plots import _save, log_y, plt
 
     colors = plt.cm.tab10(np.linspace(0, 1, 10))
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -105,7 +105,7 @@ def curves_by_time(groups: list[dict[str, Any]], folder: Path) -> Path:
             )
     ax.set_xlabel("seconds of training after epoch 1")
     ax.set_ylabel("train loss")
-    ax.set_yscale("log")
+    log_y(ax)
     ax.grid(alpha=0.3)
     if len(groups) <= 12 and any(g["curves"] for g in groups):
         ax.legend(fontsize=7)
