@@ -28,6 +28,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench import PEAK_MIB  # noqa: E402  (VmHWM of the child process)
+
 CONFIGS = {"cnn": "configs/cnn_fashion_mnist.yaml", "lstm": "configs/lstm_fashion_rows.yaml"}
 TARGETS = {"cnn": (0.75, 0.5, 1.5), "lstm": (0.75, 0.5, None)}  # time ratio, memory ratio, eval s
 
@@ -48,15 +52,8 @@ def flops_per_sample(kind: str) -> float:
     return 2 * inputs + 3 * recurrent + 3 * 2 * hidden * 10
 
 
-PEAK = """
-def peak_mib():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-"""
-
 DLRUN = (
-    PEAK
+    PEAK_MIB
     + """
 import json, sys, time
 from dlrun.threads import set_threads
@@ -76,7 +73,7 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak, "eval_s": time.perf_coun
 )
 
 TORCH = (
-    PEAK
+    PEAK_MIB
     + """
 import json, sys, time
 import numpy as np, torch

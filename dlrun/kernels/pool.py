@@ -57,25 +57,7 @@ def maxpool_forward(
 
 
 @parallel_kernel
-def maxpool_forward_2x2(x: np.ndarray, y: np.ndarray) -> None:
-    """Evaluation only: maxima of the non-overlapping 2 x 2 windows of ``x`` (R, H, W)
-    into ``y`` (R, H // 2, W // 2), without recording where they were."""
-    n_planes = x.shape[0]
-    _, ho, wo = y.shape
-    for r in prange(n_planes):
-        for oy in range(ho):
-            for ox in range(wo):
-                a = x[U(r), U(2 * oy), U(2 * ox)]
-                b = x[U(r), U(2 * oy), U(2 * ox + 1)]
-                c = x[U(r), U(2 * oy + 1), U(2 * ox)]
-                d = x[U(r), U(2 * oy + 1), U(2 * ox + 1)]
-                top = a if a >= b else b
-                bottom = c if c >= d else d
-                y[U(r), U(oy), U(ox)] = top if top >= bottom else bottom
-
-
-@parallel_kernel
-def maxpool_forward_2x2_train(x: np.ndarray, y: np.ndarray, code: np.ndarray) -> None:
+def maxpool_forward_2x2(x: np.ndarray, y: np.ndarray, code: np.ndarray) -> None:
     """:func:`maxpool_forward` for non-overlapping 2 x 2 windows: ``code`` (R, Ho, Wo)
     uint8 holds the winner's place in its window, 0 1 / 2 3 (a quarter of the memory of
     a flat index), with the same ties (the first maximum) and the same NaN behaviour."""
@@ -101,7 +83,7 @@ def maxpool_forward_2x2_train(x: np.ndarray, y: np.ndarray, code: np.ndarray) ->
 
 @parallel_kernel
 def maxpool_backward_2x2(dy: np.ndarray, code: np.ndarray, dx: np.ndarray) -> None:
-    """Backward of :func:`maxpool_forward_2x2_train`: zero ``dx``, then put each dy on its
+    """Backward of :func:`maxpool_forward_2x2`: zero ``dx``, then put each dy on its
     window's winner (windows do not overlap: a store, not a sum). Measured 1.5x faster
     than :func:`maxpool_backward`, and 3-4x faster than writing all four pixels."""
     n_planes = dx.shape[0]

@@ -16,7 +16,6 @@ from dlrun.kernels.pool import (
     maxpool_backward_2x2,
     maxpool_forward,
     maxpool_forward_2x2,
-    maxpool_forward_2x2_train,
 )
 from dlrun.layers.base import Layer, Shape
 from dlrun.layers.conv2d import IntPair, image_shape, pair
@@ -93,12 +92,9 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         planes, y = self._planes(x)
-        if self._geometry == (2, 2, 2, 2):  # the common case: fast paths
-            if training:
-                self._arg = np.empty(y.shape, dtype=np.uint8)  # winner's place 0..3
-                maxpool_forward_2x2_train(planes, y, self._arg)
-            else:  # no winners needed
-                maxpool_forward_2x2(planes, y)
+        if self._geometry == (2, 2, 2, 2):  # the common case: a fast path
+            self._arg = np.empty(y.shape, dtype=np.uint8)  # winner's place 0..3
+            maxpool_forward_2x2(planes, y, self._arg)
         else:
             self._arg = np.empty(y.shape, dtype=np.int32)
             maxpool_forward(planes, *self._geometry, y, self._arg)

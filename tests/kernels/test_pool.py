@@ -103,8 +103,8 @@ def test_avgpool_matches_naive(shape, size, stride, dtype):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 4), (2, 1, 7, 5), (1, 2, 6, 9)])
-def test_maxpool_2x2_training_path_equals_the_general_kernels(shape):
-    from dlrun.kernels.pool import maxpool_backward_2x2, maxpool_forward_2x2_train
+def test_maxpool_2x2_fast_path_equals_the_general_kernels(shape):
+    from dlrun.kernels.pool import maxpool_backward_2x2, maxpool_forward_2x2
 
     rng = np.random.default_rng(7)
     x = rng.integers(0, 3, size=shape).astype(np.float32)  # many ties
@@ -112,7 +112,7 @@ def test_maxpool_2x2_training_path_equals_the_general_kernels(shape):
     n, c, h, w = shape
     y2 = np.empty((n * c, h // 2, w // 2), np.float32)
     code = np.empty(y2.shape, np.uint8)
-    maxpool_forward_2x2_train(x.reshape(n * c, h, w), y2, code)
+    maxpool_forward_2x2(x.reshape(n * c, h, w), y2, code)
     np.testing.assert_array_equal(y2, y.reshape(y2.shape))
     oy, ox = np.indices(y2.shape[1:])
     np.testing.assert_array_equal(  # the same winner as the general kernel's flat index
