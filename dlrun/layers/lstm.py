@@ -54,6 +54,9 @@ from dlrun.layers.base import Layer, Shape
 from dlrun.layers.rnn import RecurrentConfig, Truncation, output_grads, sequence_shape
 from dlrun.registry import layers
 
+#: Rows per pass in evaluation mode: bounds the work memory of a big predict batch.
+EVAL_ROWS = 64
+
 
 @layers.register("lstm")
 class LSTM(Layer):
@@ -99,6 +102,18 @@ class LSTM(Layer):
         return self.output_shape
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if not training:
+            # nothing is kept for backward (the last training batch's arrays are let go),
+            # and a large batch goes through in chunks: memory bounded by EVAL_ROWS
+            self._xt = self._gates = self._hs = self._cs = self._tc = None
+            if len(x) > EVAL_ROWS:
+                return np.concatenate(
+                    [self._forward(x[i : i + EVAL_ROWS]) for i in range(0, len(x), EVAL_ROWS)]
+                )
+            return self._forward(x)
+        return self._forward(x, keep=True)
+
+    def _forward(self, x: np.ndarray, keep: bool = False) -> np.ndarray:
         c = self.config
         n, steps, features = x.shape
         h = c.units
@@ -122,7 +137,8 @@ class LSTM(Layer):
             K.lstm_step_forward(
                 gates[t], gh, b, cs[t], cs[t + 1], tc[t], hs[t + 1], cand, approx, k
             )
-        self._xt, self._gates, self._hs, self._cs, self._tc = xt, gates, hs, cs, tc
+        if keep:
+            self._xt, self._gates, self._hs, self._cs, self._tc = xt, gates, hs, cs, tc
         if c.return_sequences:
             return np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
         return hs[steps].copy()

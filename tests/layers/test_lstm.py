@@ -167,3 +167,17 @@ def test_any_sequence_length_at_run_time():
         x = np.random.default_rng(steps).standard_normal((2, steps, 3))
         hs, _ = naive.lstm_forward(x, *reference_args(layer))
         np.testing.assert_allclose(layer.forward(x, False), hs, atol=1e-12)
+
+
+def test_evaluation_goes_through_in_chunks_and_keeps_nothing():
+    from dlrun.layers.lstm import EVAL_ROWS
+
+    rng = np.random.default_rng(9)
+    layer = LSTM(LSTM.Config(units=4, return_sequences=True))
+    layer.build((5, 3), rng, np.float64)
+    x = rng.standard_normal((2 * EVAL_ROWS + 7, 5, 3))
+    full = layer.forward(x, True)  # one pass over every row, kept for backward
+    assert layer._gates is not None
+    chunked = layer.forward(x, False)
+    np.testing.assert_allclose(chunked, full, rtol=1e-12, atol=1e-14)
+    assert layer._gates is None  # evaluation lets the training arrays go
