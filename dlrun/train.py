@@ -481,8 +481,9 @@ class Trainer:
         summary["rollbacks"] = self.rollbacks
         self.run.write_summary(summary)
         self.run.log(f"status {self.status}{': ' + self.reason if self.reason else ''}")
+        self.splits = self.splits.for_figures()  # the training set is not needed any more
         try:
-            from dlrun import plots
+            from dlrun import plots  # matplotlib: imported once the training set is freed
 
             plots.run_plots(self.run, self.net, self.splits, self.targets, self.augment)
         except Exception as exc:  # a plot must never lose a run
@@ -531,6 +532,7 @@ def train(
         run.write_config(cfg, overrides)
         run.log(f"created; config {config if not isinstance(config, dict) else '(dict)'}")
     trainer = Trainer(cfg, run, splits, net, streams, Progress(progress, run.path.name), callbacks)
+    del splits  # the trainer's reference only: it lets the training set go before the figures
     if resume is not None:
         trainer.restore(run.checkpoints / "last.npz")
         trainer.rows = [r for r in run.metrics() if r["epoch"] <= trainer.epoch]

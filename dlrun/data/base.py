@@ -14,7 +14,7 @@ Inputs ``x`` have shape ``(N, *input_shape)`` (float32); classification targets
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -97,6 +97,16 @@ class Splits:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
+
+    def for_figures(self, rows: int = 2000) -> Splits:
+        """These splits with the training inputs cut to their first ``rows`` (a copy) and no
+        validation split: all that a run's figures draw, so that the full training set
+        can be freed before plotting (matplotlib then adds nothing to the run's peak)."""
+        train = self.train
+        if len(train) > rows:
+            x, y = np.array(train.x[:rows]), np.array(train.y[:rows])
+            train = Split(x, y, train.scale, train.offset)
+        return replace(self, train=train, val=None)
 
 
 class Dataset:

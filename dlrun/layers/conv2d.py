@@ -158,6 +158,7 @@ class Conv2D(Layer):
             self.add_param("b", np.zeros(f, dtype=self.dtype))
         self._no_bias = np.zeros(f, dtype=self.dtype)
         self._work: dict[str, np.ndarray] = {}
+        self._cols: np.ndarray | None = None  # the training batch's columns, for backward
         self.output_shape = (f, *self._out_hw)
         return self.output_shape
 
@@ -196,6 +197,11 @@ class Conv2D(Layer):
             self._n = n
             self._y = y
         else:  # evaluation: bounded memory whatever the batch size, columns not kept
+            # the training work arrays are let go (re-made by the next training batch),
+            # so they do not add to the evaluation's own
+            self._cols = self._y = None
+            for key in ("cols", "rows"):
+                self._work.pop(key, None)
             for i in range(0, n, EVAL_CHUNK):
                 self._convolve(
                     x[i : i + EVAL_CHUNK], y[i : i + EVAL_CHUNK], "eval_cols", "eval_rows"
@@ -203,6 +209,8 @@ class Conv2D(Layer):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        if self._cols is None:
+            raise RuntimeError(f"layer '{self.name}': backward needs a training forward first")
         n = self._n
         kh, kw, sh, sw, ph, pw = self._geometry
         ho, wo = self._out_hw

@@ -99,6 +99,7 @@ class LSTM(Layer):
             self.add_param("h0", np.zeros(h, dtype=dtype))
             self.add_param("c0", np.zeros(h, dtype=dtype))
         self.state_grad_norms = np.zeros(steps)
+        self._gates: np.ndarray | None = None  # kept by a training forward for backward
         return self.output_shape
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -145,6 +146,8 @@ class LSTM(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         c = self.config
+        if self._gates is None:
+            raise RuntimeError(f"layer '{self.name}': backward needs a training forward first")
         xt, gates, hs, cs, tc = self._xt, self._gates, self._hs, self._cs, self._tc
         steps, n, features = xt.shape
         h = c.units

@@ -181,3 +181,9 @@ def test_evaluation_goes_through_in_chunks_and_keeps_nothing():
     chunked = layer.forward(x, False)
     np.testing.assert_allclose(chunked, full, rtol=1e-12, atol=1e-14)
     assert layer._gates is None  # evaluation lets the training arrays go
+
+
+def test_backward_after_evaluation_only_is_a_clear_error():
+    layer = make(np.float64)
+    with pytest.raises(RuntimeError, match="training forward"):
+        layer.backward(np.zeros((2, 4)))
