@@ -138,19 +138,31 @@ def act_backward_bias(dy, y, code, slope, dz, db):
                 db[j] += g
 
 
+@inline
+def exp_shifted_row(z, i, out):
+    """out[i, j] = exp(z[i, j] - max_j z[i, j]); returns (max_j z[i, j], sum_j out[i, j]).
+
+    The unnormalised softmax of row i: subtracting the maximum keeps exp from
+    overflowing. Shared by :func:`softmax_rows` and the fused softmax cross-entropy.
+    """
+    k = z.shape[1]
+    top = z[i, 0]
+    for j in range(1, k):
+        top = max(top, z[i, j])
+    total = 0.0
+    for j in range(k):
+        e = math.exp(z[i, j] - top)
+        out[i, j] = e
+        total += e
+    return top, total
+
+
 @kernel
 def softmax_rows(z, out):
     """out[i] = exp(z[i] - max z[i]) / sum exp(z[i] - max z[i]).  (M, K)."""
     m, k = z.shape
     for i in range(m):
-        top = z[i, 0]
-        for j in range(1, k):
-            top = max(top, z[i, j])
-        total = 0.0
-        for j in range(k):
-            e = math.exp(z[i, j] - top)
-            out[i, j] = e
-            total += e
+        _, total = exp_shifted_row(z, i, out)
         inv = 1.0 / total
         for j in range(k):
             out[i, j] *= inv

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from dlrun.kernels._jit import kernel
+from dlrun.kernels.activations import exp_shifted_row
 
 
 @kernel
@@ -36,14 +37,7 @@ def softmax_cross_entropy(z, labels, grad):
     total = 0.0
     inv = 1.0 / m
     for i in range(m):
-        top = z[i, 0]
-        for j in range(1, k):
-            top = max(top, z[i, j])
-        s = 0.0
-        for j in range(k):
-            e = math.exp(z[i, j] - top)
-            grad[i, j] = e
-            s += e
+        top, s = exp_shifted_row(z, i, grad)
         lab = labels[i]
         total += math.log(s) + top - z[i, lab]
         scale = inv / s
