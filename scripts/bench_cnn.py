@@ -9,16 +9,15 @@ dlrun side: the conv2d / maxpool2d / flatten layers of this package, with a
 plain NumPy head (ReLU, dense, softmax-CE) so the numbers measure the
 convolutional part. PyTorch side: the same network with ``torch.set_num_threads(2)``.
 
-Three measurements (``--what``):
+Two measurements (``--what``); a real epoch of the CNN config against PyTorch is
+``scripts/bench_epoch.py`` (``python scripts/bench.py epoch cnn``):
 
 * ``batch``   forward + backward of one batch: a fresh process per framework and round,
               alternating; the median over rounds of each round's median;
-* ``epoch``   one training epoch (60 000 samples, SGD step included) in a fresh process per
-              framework, alternating; wall time and peak resident memory (``ru_maxrss``);
 * ``conv``    im2col + GEMM (the layer) against direct loops (jitted here) for the two
               convolutions of the network, forward + backward: the measurement behind the choice.
 
-    .venv/bin/python scripts/bench_cnn.py                  # all three
+    .venv/bin/python scripts/bench_cnn.py                  # both
     .venv/bin/python scripts/bench_cnn.py --what batch --repeats 7
     .venv/bin/python scripts/bench_cnn.py --threading-layer workqueue
 
@@ -31,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -212,7 +210,7 @@ def run_batches(framework: str, batches: int) -> dict[str, Any]:
 
 def child(what: str, framework: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", what, framework]
-    cmd += ["--batches", str(args.batches), "--samples", str(args.samples)]
+    cmd += ["--batches", str(args.batches)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"{framework} {what} child failed:\n{out.stderr}")
@@ -237,63 +235,6 @@ def bench_batch(args: argparse.Namespace) -> dict[str, Any]:
         "dlrun_gflops": flops / m / 1e9,
         "torch_gflops": flops / p / 1e9,
         "runs_ms": {"dlrun": [1e3 * v for v in mine], "torch": [1e3 * v for v in theirs]},
-    }
-
-
-def run_epoch(framework: str, samples: int) -> dict[str, Any]:
-    """One SGD epoch over MNIST-sized random data; runs in its own process (for ru_maxrss)."""
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (samples, *IMAGE), dtype=np.uint8)  # as MNIST is stored
-    labels = rng.integers(0, CLASSES, samples)
-    lr = 0.01
-    if framework == "torch":
-        import torch
-
-        torch.set_num_threads(2)
-        model = torch_cnn()
-        torch_step(model, torch.zeros(BATCH, *IMAGE), torch.zeros(BATCH, dtype=torch.long))
-        opt = torch.optim.SGD(model.parameters(), lr=lr)
-
-        def train(xb, tb):
-            torch_step(model, torch.from_numpy(xb), torch.from_numpy(tb))
-            opt.step()
-    else:
-        net = DlrunCNN()
-        net.step(np.zeros((BATCH, *IMAGE), np.float32), np.zeros(BATCH, np.int64))
-
-        def train(xb, tb):
-            net.step(xb, tb)
-            for p, g in net.params_and_grads():
-                p -= lr * g
-
-    order = rng.permutation(samples)
-    start = time.perf_counter()
-    for i in range(0, samples, BATCH):
-        idx = order[i : i + BATCH]
-        train(images[idx].astype(np.float32) / 255.0, labels[idx])
-    seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"framework": framework, "seconds": seconds, "peak_rss_mib": peak_mib}
-
-
-def bench_epoch(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, list[dict[str, Any]]] = {"dlrun": [], "torch": []}
-    for _ in range(args.epoch_repeats):
-        for fw in ("dlrun", "torch"):
-            results[fw].append(child("epoch", fw, args))
-    med = {
-        fw: {
-            "seconds": statistics.median(r["seconds"] for r in rs),
-            "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in rs),
-        }
-        for fw, rs in results.items()
-    }
-    return {
-        "samples": args.samples,
-        **med,
-        "time_ratio": med["dlrun"]["seconds"] / med["torch"]["seconds"],
-        "memory_ratio": med["dlrun"]["peak_rss_mib"] / med["torch"]["peak_rss_mib"],
-        "runs": results,
     }
 
 
@@ -399,11 +340,9 @@ def bench_conv(repeats: int, batches: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--what", choices=["all", "batch", "epoch", "conv"], default="all")
+    parser.add_argument("--what", choices=["all", "batch", "conv"], default="all")
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds (medians)")
     parser.add_argument("--batches", type=int, default=20, help="batches timed per round")
-    parser.add_argument("--samples", type=int, default=60000, help="samples in an epoch")
-    parser.add_argument("--epoch-repeats", type=int, default=3)
     parser.add_argument(
         "--threading-layer",
         choices=["default", "workqueue", "omp", "tbb"],
@@ -415,11 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
-        what, framework = args.child
-        if what == "batch":
-            print(json.dumps(run_batches(framework, args.batches)))
-        else:
-            print(json.dumps(run_epoch(framework, args.samples)))
+        _, framework = args.child
+        print(json.dumps(run_batches(framework, args.batches)))
         return 0
 
     if args.threading_layer != "default":
@@ -448,14 +384,6 @@ def main(argv: list[str] | None = None) -> int:
             f"({r['torch_gflops']:.1f} GFLOP/s), dlrun/torch {r['ratio']:.2f}x "
             f"(per round: {', '.join(f'{v:.2f}' for v in r['round_ratios'])}; "
             f"numba threading layer {r['threading_layer']})"
-        )
-    if args.what in ("all", "epoch"):
-        r = report["epoch"] = bench_epoch(args)
-        print(
-            f"epoch of {r['samples']}: dlrun {r['dlrun']['seconds']:.1f} s, "
-            f"{r['dlrun']['peak_rss_mib']:.0f} MiB peak; torch {r['torch']['seconds']:.1f} s, "
-            f"{r['torch']['peak_rss_mib']:.0f} MiB peak; time {r['time_ratio']:.2f}x, "
-            f"memory {r['memory_ratio']:.2f}x"
         )
     if args.json:
         print(json.dumps(report, indent=1))
