@@ -50,6 +50,7 @@ class _Pool2D(Layer):
         self.dtype = np.dtype(dtype)
         self.input_shape = (c, h, w)
         self._geometry = (kh, kw, sh, sw)
+        self._fast = self._geometry == (2, 2, 2, 2)  # max pooling's fast path
         self.output_shape = (c, (h - kh) // sh + 1, (w - kw) // sw + 1)
         return self.output_shape
 
@@ -92,7 +93,7 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         planes, y = self._planes(x)
-        if self._geometry == (2, 2, 2, 2):  # the common case: a fast path
+        if self._fast:  # the common case: non-overlapping 2 x 2 windows
             self._arg = np.empty(y.shape, dtype=np.uint8)  # winner's place 0..3
             maxpool_forward_2x2(planes, y, self._arg)
         else:
@@ -102,7 +103,7 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy, dx = self._unplanes(dy)
-        if self._arg.dtype == np.uint8:
+        if self._fast:
             maxpool_backward_2x2(dy, self._arg, dx)
         else:
             maxpool_backward(dy, self._arg, dx)
