@@ -34,7 +34,7 @@ from dlrun.callbacks import BestTracker
 from dlrun.data.base import Split, Splits
 from dlrun.errors import CheckpointError, DataError, DlrunError
 from dlrun.kernels.metrics import argmax_hits
-from dlrun.network import Network
+from dlrun.network import EVAL_BATCH, Network
 from dlrun.progress import Progress
 from dlrun.registry import datasets, optimizers, regularizers, schedules
 from dlrun.runs import RunDir
@@ -114,7 +114,7 @@ class Targets:
 
 
 def evaluate(
-    net: Network, split: Split, targets: Targets, batch_size: int = 256
+    net: Network, split: Split, targets: Targets, batch_size: int = EVAL_BATCH
 ) -> dict[str, float]:
     """Loss (and accuracy for classification) of ``net`` on a split, evaluation mode."""
     total, correct, n = 0.0, 0, 0

@@ -137,3 +137,19 @@ def test_no_input_gradient_before_the_first_trained_layer():
     net.train_step_grads(x, t)
     assert len(calls) == 1
     np.testing.assert_array_equal(net.grads, fast)
+
+
+def test_evaluation_passes_are_at_most_eval_batch_inputs():
+    """predict (and evaluate, which uses the same default) bounds the activations it holds:
+    the first layer never sees more than EVAL_BATCH inputs at once, and the outputs equal
+    one pass over everything."""
+    from dlrun.network import EVAL_BATCH
+
+    net = build(small_config())
+    first = net.layers[0]
+    seen, forward = [], first.forward
+    first.forward = lambda x, training: (seen.append(len(x)), forward(x, training))[1]
+    x = np.random.default_rng(2).standard_normal((3 * EVAL_BATCH + 5, 2))
+    out = net.predict(x)
+    assert max(seen) == EVAL_BATCH and sum(seen) == len(x)
+    np.testing.assert_allclose(out, net.forward(x, False), rtol=1e-12)
