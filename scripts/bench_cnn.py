@@ -15,7 +15,9 @@ Two measurements (``--what``); a real epoch of the CNN config against PyTorch is
 * ``batch``   forward + backward of one batch: a fresh process per framework and round,
               alternating; the median over rounds of each round's median;
 * ``conv``    im2col + GEMM (the layer) against direct loops (jitted here) for the two
-              convolutions of the network, forward + backward: the measurement behind the choice.
+              convolutions of the network, forward + backward: the measurement behind the
+              choice; and a first layer's dW by ``dY @ cols.T`` against
+              ``masked_weight_grad`` (behind ``conv2d.SMALL_K``).
 
     .venv/bin/python scripts/bench_cnn.py                  # both
     .venv/bin/python scripts/bench_cnn.py --what batch --repeats 7
@@ -330,12 +332,51 @@ def compare_conv(c: int, f: int, hw: int, repeats: int, batches: int) -> dict[st
     }
 
 
-def bench_conv(repeats: int, batches: int) -> dict[str, Any]:
-    """im2col + GEMM (the layer) against direct loops for the two convolutions of the network."""
+def compare_weight_grad(c: int, f: int, hw: int, repeats: int, batches: int) -> dict[str, float]:
+    """dW and db of a ReLU convolution that needs no dC/dx (a first layer): dY in the GEMM
+    layout then ``dY @ cols.T`` (BLAS), against ``masked_weight_grad`` (one Numba pass)."""
+    from dlrun.kernels.conv import im2col, masked_weight_grad, nchw_to_rows
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, c, hw, hw)).astype(np.float32)
+    dy = rng.standard_normal((BATCH, f, hw * hw)).astype(np.float32)
+    y = np.maximum(rng.standard_normal((BATCH, f, hw * hw)), 0).astype(np.float32)
+    cols = np.empty((c * 9, BATCH * hw * hw), np.float32)
+    im2col(x, 3, 3, 1, 1, 1, 1, hw, hw, cols)
+    rows = np.empty((f, BATCH * hw * hw), np.float32)
+    dw1, dw2 = np.empty((f, c * 9), np.float32), np.empty((f, c * 9), np.float32)
+    db1, db2 = np.empty(f, np.float32), np.empty(f, np.float32)
+
+    def gemm_way():
+        nchw_to_rows(dy, y, True, rows, db1)
+        np.dot(rows, cols.T, out=dw1)
+
+    def direct_way():
+        masked_weight_grad(dy, y, True, cols, dw2, db2)
+
+    gemm_way(), direct_way()
+    np.testing.assert_allclose(dw2, dw1, rtol=1e-3, atol=1e-2)
+    g, d = [], []
+    for _ in range(repeats * batches):
+        g.append(timed(gemm_way, 1))
+        d.append(timed(direct_way, 1))
     return {
+        "gemm_ms": 1e3 * statistics.median(g),
+        "direct_ms": 1e3 * statistics.median(d),
+        "direct_over_gemm": statistics.median(d) / statistics.median(g),
+    }
+
+
+def bench_conv(repeats: int, batches: int) -> dict[str, Any]:
+    """im2col + GEMM (the layer) against direct loops for the two convolutions of the network,
+    and the two ways of a first layer's weight gradient (K = 9 and, for contrast, 27)."""
+    report: dict[str, Any] = {
         f"conv {c}->{f} on {hw}x{hw}": compare_conv(c, f, hw, repeats, batches)
         for c, f, hw in CONVS
     }
+    for c, f, hw in [(1, 32, 28), (3, 32, 28)]:
+        report[f"dW, K={c * 9}"] = compare_weight_grad(c, f, hw, repeats, batches)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,6 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("all", "conv"):
         report["conv"] = bench_conv(args.repeats, args.batches)
         for key, r in report["conv"].items():
+            if key.startswith("dW"):
+                print(
+                    f"first layer {key:<10} dY @ cols.T {r['gemm_ms']:7.2f} ms   "
+                    f"masked_weight_grad {r['direct_ms']:7.2f} ms   "
+                    f"ratio {r['direct_over_gemm']:.2f}x"
+                )
+                continue
             print(
                 f"{key:<22} im2col+GEMM {r['im2col_ms']:7.2f} ms   direct loops "
                 f"{r['direct_ms']:7.2f} ms   direct/im2col {r['direct_over_im2col']:.2f}x"

@@ -33,5 +33,10 @@ reduction = njit(fastmath={"reassoc"}, **_FLAGS)
 SIMD lanes (4x faster than one running sum). The order is fixed by the compiled code,
 not by threads or timing, so the result is reproducible."""
 
+parallel_reduction = njit(parallel=True, fastmath={"reassoc"}, **_FLAGS)
+"""Decorator for sums inside the iterations of a ``prange`` loop: each iteration owns its
+outputs and sums in an order fixed by the compiled code (as :func:`reduction`), so the
+result does not depend on the number of threads."""
+
 inline = njit(inline="always", **_FLAGS)
 """Decorator for small scalar helpers inlined into the kernels that call them."""

@@ -20,7 +20,9 @@ and the backward pass is two more products and a scatter back (:func:`col2im`)::
     dW = dY @ cols.T        dcols = W.T @ dY        dx = col2im(dcols)
 
 Rows of ``cols`` are ordered (c, i, j), like ``W.reshape(F, -1)``; columns are
-ordered (n, oy, ox). Every kernel loops with ``prange`` over samples (or
+ordered (n, oy, ox). For a first layer with few rows in ``cols`` (one 3x3 input
+channel), :func:`masked_weight_grad` computes dW and db straight from dy, without
+the dY layout. Every kernel loops with ``prange`` over samples (or
 filters), which write disjoint parts of their output, so results do not depend
 on the number of threads.
 """
@@ -30,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from dlrun.kernels._jit import inline, parallel_kernel
+from dlrun.kernels._jit import inline, parallel_kernel, parallel_reduction
 
 
 @inline
@@ -191,3 +193,48 @@ def nchw_to_rows(
                     dyt[U(f), U(base + q)] = v
                 s0 += v
         db[f] = (s0 + s1) + (s2 + s3)
+
+
+@parallel_reduction
+def masked_weight_grad(
+    dy: np.ndarray, y: np.ndarray, relu: bool, cols: np.ndarray, dw: np.ndarray, db: np.ndarray
+) -> None:
+    """``dw[f, k] = sum_{n, p} g[n, f, p] * cols[k, n*P + p]`` and ``db[f] = sum_{n, p} g``.
+
+    ``g = dy``, or with ``relu`` ``dy * [y > 0]`` (0 * NaN keeps a NaN visible). dy and y
+    (N, F, P), cols (K, N*P), dw (F, K), db (F,). The same dW as ``nchw_to_rows`` then
+    ``dY @ cols.T``, in one pass that never writes dY: for a layer that needs no dC/dx
+    and whose K is small. For the Fashion-MNIST CNN's first convolution (K = 9, batch 64)
+    it took 0.55-0.75x the time of the two steps, for K = 27 1.3x
+    (``python scripts/bench_cnn.py --what conv``). Filters go in blocks of 8 per task, so
+    a sample's columns are read from cache once per block. Each filter's
+    sums are one thread's, per sample in the input dtype and across samples in float64,
+    in a fixed order.
+    """
+    n_batch, n_filt, p = dy.shape
+    n_k = cols.shape[0]
+    block = 8  # filters per task: a sample's columns are read once per block, from cache
+    for first in prange((n_filt + block - 1) // block):
+        f0, f1 = first * block, min((first + 1) * block, n_filt)
+        g = np.empty(p, dtype=dy.dtype)
+        acc = np.zeros((f1 - f0, n_k + 1))  # dW row, then db, per filter
+        for n in range(n_batch):
+            for f in range(f0, f1):
+                s = dy.dtype.type(0.0)
+                for q in range(p):
+                    v = dy[U(n), U(f), U(q)]
+                    if relu and not y[U(n), U(f), U(q)] > 0:
+                        v = 0.0 * v
+                    g[U(q)] = v
+                    s += v
+                acc[f - f0, n_k] += s
+                for k in range(n_k):
+                    src = cols[U(k), U(n * p) : U((n + 1) * p)]
+                    s = dy.dtype.type(0.0)
+                    for q in range(p):
+                        s += g[U(q)] * src[U(q)]
+                    acc[f - f0, k] += s
+        for f in range(f0, f1):
+            for k in range(n_k):
+                dw[f, k] = acc[f - f0, k]
+            db[f] = acc[f - f0, n_k]

@@ -17,11 +17,16 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 from dlrun.config import Settings
 from dlrun.errors import BuildError
-from dlrun.kernels.conv import col2im, im2col, nchw_to_rows, rows_to_nchw
+from dlrun.kernels.conv import col2im, im2col, masked_weight_grad, nchw_to_rows, rows_to_nchw
 from dlrun.layers.base import Layer, Shape
 from dlrun.registry import layers
 
 IntPair = PositiveInt | tuple[PositiveInt, PositiveInt]
+
+#: A layer that computes no dC/dx (the first) and has at most this many rows in its columns
+#: (C*kh*kw: one 3x3 input channel) gets dW straight from dy (kernels.conv.masked_weight_grad);
+#: measured faster for K = 9, slower for K = 27 (``python scripts/bench_cnn.py --what conv``).
+SMALL_K = 9
 
 #: Samples per im2col pass in evaluation mode: bounds the work memory of a big predict batch.
 EVAL_CHUNK = 64
@@ -216,17 +221,21 @@ class Conv2D(Layer):
         ho, wo = self._out_hw
         f = self.config.filters
         cols = self._cols
-        rows = self._scratch("rows", (f, n * ho * wo))  # now dY, in the GEMM layout
         dy = np.ascontiguousarray(dy, dtype=self.dtype).reshape(n, f, ho * wo)
         relu = self.config.activation == "relu"
+        mask = self._y.reshape(n, f, ho * wo) if relu else dy
         db = self.grads["b"] if self.config.bias else self._scratch("db", (f,))
-        nchw_to_rows(dy, self._y.reshape(n, f, ho * wo) if relu else dy, relu, rows, db)
-        # np.dot hands the transposed operand to BLAS as is (np.matmul copies it slowly)
         dw = self.grads["W"]
-        if dw.flags.c_contiguous:  # a view into the network's flat buffer: write through it
-            np.dot(rows, cols.T, out=dw.reshape(f, -1))
+        dw2 = dw.reshape(f, -1) if dw.flags.c_contiguous else np.empty((f, cols.shape[0]), dw.dtype)
+        if not self.input_grad and cols.shape[0] <= SMALL_K:
+            masked_weight_grad(dy, mask, relu, cols, dw2, db)
         else:
-            dw[...] = np.dot(rows, cols.T).reshape(dw.shape)
+            rows = self._scratch("rows", (f, n * ho * wo))  # now dY, in the GEMM layout
+            nchw_to_rows(dy, mask, relu, rows, db)
+            # np.dot hands the transposed operand to BLAS as is (np.matmul copies it slowly)
+            np.dot(rows, cols.T, out=dw2)
+        if not dw.flags.c_contiguous:
+            dw[...] = dw2.reshape(dw.shape)
         if not self.input_grad:
             return None  # type: ignore[return-value]
         dcols = cols  # the columns are spent: dC/dcols goes into their buffer

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-from dlrun.kernels.conv import col2im, im2col, nchw_to_rows, rows_to_nchw
+from dlrun.kernels.conv import col2im, im2col, masked_weight_grad, nchw_to_rows, rows_to_nchw
 from tests import naive_conv
 
 # (N, C, H, W), F, (kh, kw), (sh, sw), (top, bottom, left, right)
@@ -165,3 +165,33 @@ def test_nchw_to_rows_applies_the_relu_mask_from_the_output():
     np.testing.assert_array_equal(rows, masked.transpose(1, 0, 2).reshape(3, -1))
     assert np.isnan(rows[0, 0]) and np.isnan(db[0])
     np.testing.assert_allclose(db[1:], masked[:, 1:].sum(axis=(0, 2)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_masked_weight_grad_is_dy_times_columns(relu):
+    """dW = g @ cols.T and db = sum g, g = dy (masked by [y > 0] with relu), in float64;
+    the same to the last bit with 1 or 2 threads; a NaN under the mask stays visible."""
+    rng = np.random.default_rng(6)
+    n, f, p, k = 5, 11, 13, 7  # 11 filters: blocks of 8 and 3
+    dy = rng.standard_normal((n, f, p))
+    y = np.maximum(rng.standard_normal((n, f, p)), 0.0)
+    cols = rng.standard_normal((k, n * p))
+    g = np.where(y > 0, dy, 0.0) if relu else dy
+    rows = g.transpose(1, 0, 2).reshape(f, -1)
+    results = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        try:
+            dw, db = np.empty((f, k)), np.empty(f)
+            masked_weight_grad(dy, y, relu, cols, dw, db)
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        results.append((dw, db))
+    np.testing.assert_allclose(results[0][0], rows @ cols.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], rows.sum(axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    if relu:
+        dy[0, 0, 0], y[0, 0, 0] = np.nan, 0.0
+        masked_weight_grad(dy, y, relu, cols, dw, db)
+        assert np.isnan(dw[0]).all() and np.isnan(db[0])

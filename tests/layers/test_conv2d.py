@@ -278,3 +278,44 @@ def test_fused_relu_equals_conv_then_relu_layer():
     np.testing.assert_allclose(dx_fused, dx_plain)
     for key in ("W", "b"):
         np.testing.assert_allclose(fused.grads[key], plain.grads[key])
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize(
+    "config, input_shape, direct",
+    [
+        ({"filters": 10, "kernel_size": 3, "padding": 1, "activation": "relu"}, (1, 6, 5), True),
+        ({"filters": 3, "kernel_size": [1, 3], "stride": 2, "bias": False}, (3, 7, 7), True),
+        ({"filters": 2, "kernel_size": 3}, (2, 5, 5), False),  # K = 18: dY @ cols.T
+    ],
+)
+def test_first_layer_weight_gradient_matches_naive(
+    config, input_shape, direct, dtype, tol, monkeypatch
+):
+    """A layer that computes no dC/dx takes dW and db straight from dy when its columns
+    are few (C*kh*kw <= SMALL_K): the same gradients as the NumPy reference."""
+    import dlrun.layers.conv2d as conv_module
+
+    calls = []
+    kernel = conv_module.masked_weight_grad
+    monkeypatch.setattr(conv_module, "masked_weight_grad", lambda *a: (calls.append(1), kernel(*a)))
+    layer = built(input_shape, dtype, **config)
+    layer.input_grad = False
+    rng = np.random.default_rng(5)
+    if "b" in layer.params:
+        layer.params["b"][...] = rng.standard_normal(layer.params["b"].shape)
+    x = rng.standard_normal((4, *input_shape)).astype(dtype)
+    y = layer.forward(x, True)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    assert layer.backward(dy) is None
+    assert bool(calls) == direct
+    w = layer.params["W"]
+    b = layer.params.get("b", np.zeros(w.shape[0], dtype))
+    stride = (config.get("stride", 1),) * 2
+    pad = (1, 1, 1, 1) if config.get("padding") == 1 else (0, 0, 0, 0)
+    if config.get("activation") == "relu":
+        dy = dy * (naive_conv.conv2d(x, w, b, stride, pad) > 0)
+    _, ex_dw, ex_db = naive_conv.conv2d_backward(x, w, dy, stride, pad)
+    np.testing.assert_allclose(layer.grads["W"], ex_dw, rtol=tol, atol=tol)
+    if "b" in layer.grads:
+        np.testing.assert_allclose(layer.grads["b"], ex_db, rtol=tol, atol=tol)
