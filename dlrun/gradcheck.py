@@ -242,14 +242,14 @@ def check_network(
     def loss() -> float:
         for layer in net.layers:
             layer.set_rng(np.random.default_rng(seed + 1))
-        out = net.forward(x, True, net.body)
+        out = net.train_forward(x)
         return net.loss.value_and_grad(out, t)[0]
 
     loss()
-    dout = net.loss.value_and_grad(net.forward(x, True, net.body), t)[1]
+    dout = net.loss.value_and_grad(net.train_forward(x), t)[1]
     for layer in net.layers:
         layer.set_rng(np.random.default_rng(seed + 1))
-    out = net.forward(x, True, net.body)
+    out = net.train_forward(x)
     dout = net.loss.value_and_grad(out, t)[1]
     net.backward(dout)
     kinks = any(getattr(layer, "has_kinks", False) for layer in net.layers)

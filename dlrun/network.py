@@ -88,7 +88,21 @@ class Network:
                 hint=f"add {{type: {fused}}} as the last layer",
             )
         self._flatten()
+        self.plan_training()
         return shape
+
+    def plan_training(self, fuse: bool = True) -> None:
+        """The steps of the training passes: the body's layers, with each conv2d -> 2x2
+        max-pool pair as one step when ``fuse`` (same results, fewer passes over memory;
+        see ``dlrun.layers.conv_pool``)."""
+        from dlrun.layers.conv_pool import training_steps
+
+        self.steps = training_steps(self.body) if fuse else list(self.body)
+        first = self.layers[self.first_trained] if self.first_trained < len(self.layers) else None
+        self.first_step = next(
+            (i for i, s in enumerate(self.steps) if first in (s, getattr(s, "conv", None))),
+            len(self.steps),
+        )
 
     def _flatten(self) -> None:
         """Move every parameter into one buffer and point the layers at views of it."""
@@ -136,17 +150,24 @@ class Network:
             x = layer.forward(x, training)
         return x
 
+    def train_forward(self, x: np.ndarray) -> np.ndarray:
+        """Forward in training mode through the body (the loss input), step by step."""
+        for step in self.steps:
+            x = step.forward(x, True)
+        return x
+
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        """Fill every layer's grads; returns dC/dx only if the first layer computes it."""
-        body = self.body
-        start = 0 if body and body[0].input_grad else self.first_trained
-        for layer in reversed(body[start:]):
-            dy = layer.backward(dy)
+        """After :meth:`train_forward`: fill every layer's grads; returns dC/dx only if the
+        first layer computes it."""
+        steps = self.steps
+        start = 0 if steps and steps[0].input_grad else self.first_step
+        for step in reversed(steps[start:]):
+            dy = step.backward(dy)
         return dy
 
     def train_step_grads(self, x: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward in training mode, loss, backward. Returns the loss and the loss input."""
-        out = self.forward(x, True, self.body)
+        out = self.train_forward(x)
         value, dout = self.loss.value_and_grad(out, t)
         self.backward(dout)
         return value, out

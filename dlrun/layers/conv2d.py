@@ -179,8 +179,10 @@ class Conv2D(Layer):
             buf = self._work[key] = np.empty(size, dtype=self.dtype)
         return buf[:size].reshape(shape)
 
-    def _convolve(self, x: np.ndarray, y: np.ndarray, cols_key: str, rows_key: str) -> np.ndarray:
-        """``y = conv(x)`` for one (sub)batch through scratch buffers; returns the columns."""
+    def product(self, x: np.ndarray, cols_key: str, rows_key: str) -> tuple[np.ndarray, np.ndarray]:
+        """im2col and the one matrix product for a (sub)batch, through scratch buffers:
+        ``cols`` (C*kh*kw, N*Ho*Wo) and ``rows = W @ cols`` (F, N*Ho*Wo), before bias and
+        activation (the GEMM layout)."""
         n = x.shape[0]
         kh, kw, sh, sw, ph, pw = self._geometry
         ho, wo = self._out_hw
@@ -189,8 +191,17 @@ class Conv2D(Layer):
         rows = self._scratch(rows_key, (f, n * ho * wo))
         im2col(x, kh, kw, sh, sw, ph, pw, ho, wo, cols)
         np.matmul(self.params["W"].reshape(f, -1), cols, out=rows)
-        b = self.params["b"] if self.config.bias else self._no_bias
-        rows_to_nchw(rows, b, y.reshape(n, f, ho * wo), self.config.activation == "relu")
+        return cols, rows
+
+    @property
+    def bias(self) -> np.ndarray:
+        return self.params["b"] if self.config.bias else self._no_bias
+
+    def _convolve(self, x: np.ndarray, y: np.ndarray, cols_key: str, rows_key: str) -> np.ndarray:
+        """``y = conv(x)`` for one (sub)batch through scratch buffers; returns the columns."""
+        cols, rows = self.product(x, cols_key, rows_key)
+        n, f = x.shape[0], self.config.filters
+        rows_to_nchw(rows, self.bias, y.reshape(n, f, -1), self.config.activation == "relu")
         return cols
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -214,32 +225,47 @@ class Conv2D(Layer):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        cols = self.training_cols()
+        n, f = self._n, self.config.filters
+        dy = np.ascontiguousarray(dy, dtype=self.dtype).reshape(n, f, -1)
+        relu = self.config.activation == "relu"
+        mask = self._y.reshape(n, f, -1) if relu else dy
+        db = self.bias_grad()
+        if not self.input_grad and cols.shape[0] <= SMALL_K:
+            masked_weight_grad(dy, mask, relu, cols, self.weight_grad(), db)
+            return None  # type: ignore[return-value]
+        rows = self._scratch("rows", (f, cols.shape[1]))  # now dY, in the GEMM layout
+        nchw_to_rows(dy, mask, relu, rows, db)
+        return self.grads_from_rows(rows)
+
+    def training_cols(self) -> np.ndarray:
+        """The columns the last training forward kept (an error without one)."""
         if self._cols is None:
             raise RuntimeError(f"layer '{self.name}': backward needs a training forward first")
-        n = self._n
+        return self._cols
+
+    def weight_grad(self) -> np.ndarray:
+        """dC/dW as (F, C*kh*kw), a view that writes through to ``grads["W"]``."""
+        dw = self.grads["W"].reshape(self.config.filters, -1)
+        if not np.may_share_memory(dw, self.grads["W"]):
+            raise RuntimeError(f"layer '{self.name}': grads['W'] must be C-contiguous")
+        return dw
+
+    def bias_grad(self) -> np.ndarray:
+        return self.grads["b"] if self.config.bias else self._scratch("db", (self.config.filters,))
+
+    def grads_from_rows(self, rows: np.ndarray) -> np.ndarray | None:
+        """Given dC/dY in the GEMM layout ``rows`` (F, N*Ho*Wo) (bias gradient done):
+        dC/dW = dY @ cols.T, and dC/dx = col2im(W.T @ dY) when the layer computes it."""
+        cols = self.training_cols()
         kh, kw, sh, sw, ph, pw = self._geometry
         ho, wo = self._out_hw
-        f = self.config.filters
-        cols = self._cols
-        dy = np.ascontiguousarray(dy, dtype=self.dtype).reshape(n, f, ho * wo)
-        relu = self.config.activation == "relu"
-        mask = self._y.reshape(n, f, ho * wo) if relu else dy
-        db = self.grads["b"] if self.config.bias else self._scratch("db", (f,))
-        dw = self.grads["W"]
-        dw2 = dw.reshape(f, -1) if dw.flags.c_contiguous else np.empty((f, cols.shape[0]), dw.dtype)
-        if not self.input_grad and cols.shape[0] <= SMALL_K:
-            masked_weight_grad(dy, mask, relu, cols, dw2, db)
-        else:
-            rows = self._scratch("rows", (f, n * ho * wo))  # now dY, in the GEMM layout
-            nchw_to_rows(dy, mask, relu, rows, db)
-            # np.dot hands the transposed operand to BLAS as is (np.matmul copies it slowly)
-            np.dot(rows, cols.T, out=dw2)
-        if not dw.flags.c_contiguous:
-            dw[...] = dw2.reshape(dw.shape)
+        # np.dot hands the transposed operand to BLAS as is (np.matmul copies it slowly)
+        np.dot(rows, cols.T, out=self.weight_grad())
         if not self.input_grad:
-            return None  # type: ignore[return-value]
+            return None
         dcols = cols  # the columns are spent: dC/dcols goes into their buffer
-        np.dot(self.params["W"].reshape(f, -1).T, rows, out=dcols)
-        dx = np.empty((n, *self.input_shape), dtype=self.dtype)
+        np.dot(self.params["W"].reshape(self.config.filters, -1).T, rows, out=dcols)
+        dx = np.empty((self._n, *self.input_shape), dtype=self.dtype)
         col2im(dcols, kh, kw, sh, sw, ph, pw, ho, wo, dx)
         return dx

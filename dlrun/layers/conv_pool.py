@@ -1,0 +1,82 @@
+"""A convolution and the 2x2 max-pool after it, trained as one step.
+
+``conv2d`` (identity or ReLU) followed by ``maxpool2d`` with 2x2 windows and
+stride 2 is the course's CNN block. Trained layer by layer, the full feature
+maps are written by the convolution, read by the pool, and in backward written
+again in full (zero but at each window's winner) for the convolution to read.
+:class:`ConvPool` runs the pair from the convolution's matrix product straight
+to the pooled maps, and back (``dlrun.kernels.conv_pool``): the same values,
+winners and gradients, without the full maps.
+
+The two layers stay what the config says (their shapes, parameters, evaluation
+and per-layer gradient checks are theirs); only ``Network``'s training passes
+run the pair through this step (:func:`training_steps`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlrun.kernels.conv_pool import pooled_to_rows, pooled_weight_grad, rows_to_pooled
+from dlrun.layers.base import Layer
+from dlrun.layers.conv2d import SMALL_K, Conv2D
+from dlrun.layers.pool2d import MaxPool2D
+
+
+class ConvPool:
+    """``maxpool2d(conv2d(x))`` in training: forward to the pooled maps, backward from them.
+
+    Shapes: x (N, C, H, W) -> y (N, F, Ho // 2, Wo // 2), where (F, Ho, Wo) is the
+    convolution's output shape.
+    """
+
+    def __init__(self, conv: Conv2D, pool: MaxPool2D) -> None:
+        self.conv, self.pool = conv, pool
+        self.name = f"{conv.name}+{pool.name}"
+
+    @property
+    def input_grad(self) -> bool:
+        return self.conv.input_grad
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if not training:
+            return self.pool.forward(self.conv.forward(x, False), False)
+        conv = self.conv
+        x = np.ascontiguousarray(x, dtype=conv.dtype)
+        cols, rows = conv.product(x, "cols", "rows")
+        conv._cols, conv._n, conv._y = cols, x.shape[0], None
+        y = np.empty((x.shape[0], *self.pool.output_shape), dtype=conv.dtype)
+        self._code = np.empty(y.shape, dtype=np.uint8)
+        relu = conv.config.activation == "relu"
+        rows_to_pooled(rows, conv.bias, relu, conv.output_shape[2], y, self._code)
+        self._y = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        conv = self.conv
+        cols = conv.training_cols()
+        dy = np.ascontiguousarray(dy, dtype=conv.dtype).reshape(self._y.shape)
+        relu = conv.config.activation == "relu"
+        _, ho, wo = conv.output_shape
+        db = conv.bias_grad()
+        if not conv.input_grad and cols.shape[0] <= SMALL_K:
+            pooled_weight_grad(dy, self._y, self._code, relu, ho, wo, cols, conv.weight_grad(), db)
+            return None
+        rows = conv._scratch("rows", (conv.config.filters, cols.shape[1]))
+        pooled_to_rows(dy, self._y, self._code, relu, ho, wo, rows, db)
+        return conv.grads_from_rows(rows)
+
+
+def training_steps(layers: list[Layer]) -> list[Layer | ConvPool]:
+    """``layers`` with each conv2d -> 2x2 max-pool pair replaced by one :class:`ConvPool`."""
+    steps: list[Layer | ConvPool] = []
+    i = 0
+    while i < len(layers):
+        layer, after = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(layer, Conv2D) and isinstance(after, MaxPool2D) and after._fast:
+            steps.append(ConvPool(layer, after))
+            i += 2
+        else:
+            steps.append(layer)
+            i += 1
+    return steps
