@@ -172,17 +172,26 @@ class Network:
         self.backward(dout)
         return value, out
 
+    def eval_body(self, x: np.ndarray) -> np.ndarray:
+        """Forward in evaluation mode through the body (the loss input), step by step."""
+        for step in self.steps:
+            x = step.forward(x, False)
+        return x
+
     def loss_of(self, x: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss in evaluation mode (no gradients) and the loss input (logits if fused)."""
-        out = self.forward(x, False, self.body)
+        out = self.eval_body(x)
         o2 = out.reshape(-1, out.shape[-1])
         value = self.loss.kernel(o2, self.loss.rows(t, o2), np.empty_like(o2))
         return float(value), out
 
     def predict(self, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Outputs of the whole network (evaluation mode), computed in batches."""
+        tail = self.layers[len(self.body) :]  # the layer fused into the loss, if any
         parts = [
-            self.forward(x[i : i + batch_size].astype(self.dtype, copy=False), False).copy()
+            self.forward(
+                self.eval_body(x[i : i + batch_size].astype(self.dtype, copy=False)), False, tail
+            ).copy()
             for i in range(0, len(x), batch_size)
         ]
         return np.concatenate(parts) if parts else np.empty((0, *self.output_shape), self.dtype)

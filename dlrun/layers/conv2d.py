@@ -213,16 +213,19 @@ class Conv2D(Layer):
             self._n = n
             self._y = y
         else:  # evaluation: bounded memory whatever the batch size, columns not kept
-            # the training work arrays are let go (re-made by the next training batch),
-            # so they do not add to the evaluation's own
-            self._cols = self._y = None
-            for key in ("cols", "rows"):
-                self._work.pop(key, None)
+            self.release_training()
             for i in range(0, n, EVAL_CHUNK):
                 self._convolve(
                     x[i : i + EVAL_CHUNK], y[i : i + EVAL_CHUNK], "eval_cols", "eval_rows"
                 )
         return y
+
+    def release_training(self) -> None:
+        """Let the training batch's arrays go (re-made by the next training batch), so that
+        they do not add to an evaluation's own."""
+        self._cols = self._y = None
+        for key in ("cols", "rows"):
+            self._work.pop(key, None)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         cols = self.training_cols()

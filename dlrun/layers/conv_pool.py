@@ -8,9 +8,9 @@ again in full (zero but at each window's winner) for the convolution to read.
 to the pooled maps, and back (``dlrun.kernels.conv_pool``): the same values,
 winners and gradients, without the full maps.
 
-The two layers stay what the config says (their shapes, parameters, evaluation
-and per-layer gradient checks are theirs); only ``Network``'s training passes
-run the pair through this step (:func:`training_steps`).
+The two layers stay what the config says (their shapes, parameters and
+per-layer gradient checks are theirs); ``Network``'s training and evaluation
+passes run the pair through this step (:func:`training_steps`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun.kernels.conv_pool import pooled_to_rows, pooled_weight_grad, rows_to_pooled
+from dlrun.layers import conv2d
 from dlrun.layers.base import Layer
 from dlrun.layers.conv2d import SMALL_K, Conv2D
 from dlrun.layers.pool2d import MaxPool2D
 
 
 class ConvPool:
-    """``maxpool2d(conv2d(x))`` in training: forward to the pooled maps, backward from them.
+    """``maxpool2d(conv2d(x))``: forward to the pooled maps, backward from them.
 
     Shapes: x (N, C, H, W) -> y (N, F, Ho // 2, Wo // 2), where (F, Ho, Wo) is the
     convolution's output shape.
@@ -39,17 +40,23 @@ class ConvPool:
         return self.conv.input_grad
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        if not training:
-            return self.pool.forward(self.conv.forward(x, False), False)
         conv = self.conv
         x = np.ascontiguousarray(x, dtype=conv.dtype)
-        cols, rows = conv.product(x, "cols", "rows")
-        conv._cols, conv._n, conv._y = cols, x.shape[0], None
-        y = np.empty((x.shape[0], *self.pool.output_shape), dtype=conv.dtype)
-        self._code = np.empty(y.shape, dtype=np.uint8)
-        relu = conv.config.activation == "relu"
-        rows_to_pooled(rows, conv.bias, relu, conv.output_shape[2], y, self._code)
-        self._y = y
+        n, relu, wo = x.shape[0], conv.config.activation == "relu", conv.output_shape[2]
+        y = np.empty((n, *self.pool.output_shape), dtype=conv.dtype)
+        code = np.empty(y.shape, dtype=np.uint8)
+        if training:
+            cols, rows = conv.product(x, "cols", "rows")
+            conv._cols, conv._n, conv._y = cols, n, None
+            rows_to_pooled(rows, conv.bias, relu, wo, y, code)
+            self._y, self._code = y, code
+            return y
+        conv.release_training()  # evaluation: in chunks, as the convolution alone
+        self._y = self._code = None
+        chunk = conv2d.EVAL_CHUNK
+        for i in range(0, n, chunk):
+            _, rows = conv.product(x[i : i + chunk], "eval_cols", "eval_rows")
+            rows_to_pooled(rows, conv.bias, relu, wo, y[i : i + chunk], code[i : i + chunk])
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:

@@ -87,3 +87,24 @@ def test_fused_network_passes_gradcheck_end_to_end():
     assert all(r.passed for r in reports), "\n".join(r.text() for r in reports)
     net = build(cnn_config(3, 4), (1, 6, 7))
     assert isinstance(net.steps[0], ConvPool)
+
+
+def test_fused_evaluation_in_chunks_equals_layer_by_layer(monkeypatch):
+    """Evaluation runs the pair as one step too, in chunks of EVAL_CHUNK inputs, and lets
+    the training batch's columns go (as the convolution alone does)."""
+    import dlrun.layers.conv2d as conv_module
+
+    monkeypatch.setattr(conv_module, "EVAL_CHUNK", 2)
+    cfg = cnn_config(3, 4)
+    fused, plain = build(cfg, (1, 7, 6)), build(cfg, (1, 7, 6))
+    plain.plan_training(fuse=False)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((7, 1, 7, 6))
+    fused.train_step_grads(x, rng.integers(0, 3, size=7))
+    assert fused.layers[0]._cols is not None
+    np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=1e-12)
+    assert fused.layers[0]._cols is None and "cols" not in fused.layers[0]._work
+    value_f, out_f = fused.loss_of(x, np.arange(7) % 3)
+    value_p, out_p = plain.loss_of(x, np.arange(7) % 3)
+    assert value_f == pytest.approx(value_p, rel=1e-12)
+    np.testing.assert_allclose(out_f, out_p, rtol=1e-12)
