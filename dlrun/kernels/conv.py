@@ -195,6 +195,20 @@ def nchw_to_rows(
         db[f] = (s0 + s1) + (s2 + s3)
 
 
+@inline
+def add_column_dots(g: np.ndarray, cols: np.ndarray, start: int, acc: np.ndarray) -> None:
+    """``acc[k] += sum_q g[q] * cols[k, start + q]`` for every row k of ``cols``: one
+    sample's share of dW = dY @ cols.T (each dot in g's dtype; vectorised where the caller
+    allows reassociation)."""
+    p = g.shape[0]
+    for k in range(cols.shape[0]):
+        src = cols[U(k), U(start) : U(start + p)]
+        s = g.dtype.type(0.0)
+        for q in range(p):
+            s += g[U(q)] * src[U(q)]
+        acc[k] += s
+
+
 @parallel_reduction
 def masked_weight_grad(
     dy: np.ndarray, y: np.ndarray, relu: bool, cols: np.ndarray, dw: np.ndarray, db: np.ndarray
@@ -228,12 +242,7 @@ def masked_weight_grad(
                     g[U(q)] = v
                     s += v
                 acc[f - f0, n_k] += s
-                for k in range(n_k):
-                    src = cols[U(k), U(n * p) : U((n + 1) * p)]
-                    s = dy.dtype.type(0.0)
-                    for q in range(p):
-                        s += g[U(q)] * src[U(q)]
-                    acc[f - f0, k] += s
+                add_column_dots(g, cols, n * p, acc[f - f0])
         for f in range(f0, f1):
             for k in range(n_k):
                 dw[f, k] = acc[f - f0, k]

@@ -25,9 +25,28 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from dlrun.kernels._jit import parallel_kernel, parallel_reduction
+from dlrun.kernels._jit import inline, parallel_kernel, parallel_reduction
+from dlrun.kernels.conv import add_column_dots
 
 U = np.uintp
+
+
+@inline
+def pooled_grad(
+    dy: np.ndarray, y: np.ndarray, relu: bool, n: int, f: int, oy: int, ox: int
+) -> float:
+    """dy at one pooled position, times ReLU's derivative [y > 0] (0 * NaN stays NaN)."""
+    g = dy[U(n), U(f), U(oy), U(ox)]
+    if relu and not y[U(n), U(f), U(oy), U(ox)] > 0:
+        g = 0.0 * g
+    return g
+
+
+@inline
+def winner(code: np.ndarray, n: int, f: int, oy: int, ox: int, wo: int) -> int:
+    """Offset in its (Ho, Wo) map of the pixel that won pooled position (oy, ox)."""
+    k = code[U(n), U(f), U(oy), U(ox)]
+    return (2 * oy + (k >> 1)) * wo + 2 * ox + (k & 1)
 
 
 @parallel_kernel
@@ -85,12 +104,8 @@ def pooled_to_rows(
             dyt[U(f), U(base) : U(base + p)] = 0.0
             for oy in range(hp):
                 for ox in range(wp):
-                    g = dy[U(n), U(f), U(oy), U(ox)]
-                    if relu and not y[U(n), U(f), U(oy), U(ox)] > 0:
-                        g = 0.0 * g
-                    k = code[U(n), U(f), U(oy), U(ox)]
-                    q = base + (2 * oy + (k >> 1)) * wo + 2 * ox + (k & 1)
-                    dyt[U(f), U(q)] = g
+                    g = pooled_grad(dy, y, relu, n, f, oy, ox)
+                    dyt[U(f), U(base + winner(code, n, f, oy, ox, wo))] = g
                     s += g
         db[f] = s
 
@@ -125,23 +140,14 @@ def pooled_weight_grad(
                 s = 0.0
                 for oy in range(hp):
                     for ox in range(wp):
-                        v = dy[U(n), U(f), U(oy), U(ox)]
-                        if relu and not y[U(n), U(f), U(oy), U(ox)] > 0:
-                            v = 0.0 * v
-                        k = code[U(n), U(f), U(oy), U(ox)]
-                        g[U((2 * oy + (k >> 1)) * wo + 2 * ox + (k & 1))] = v
+                        v = pooled_grad(dy, y, relu, n, f, oy, ox)
+                        g[U(winner(code, n, f, oy, ox, wo))] = v
                         s += v
                 acc[f - f0, n_k] += s
-                for kk in range(n_k):
-                    src = cols[U(kk), U(n * p) : U((n + 1) * p)]
-                    t = dy.dtype.type(0.0)
-                    for q in range(p):
-                        t += g[U(q)] * src[U(q)]
-                    acc[f - f0, kk] += t
+                add_column_dots(g, cols, n * p, acc[f - f0])
                 for oy in range(hp):  # back to zeros for the next map
                     for ox in range(wp):
-                        k = code[U(n), U(f), U(oy), U(ox)]
-                        g[U((2 * oy + (k >> 1)) * wo + 2 * ox + (k & 1))] = 0.0
+                        g[U(winner(code, n, f, oy, ox, wo))] = 0.0
         for f in range(f0, f1):
             for kk in range(n_k):
                 dw[f, kk] = acc[f - f0, kk]
