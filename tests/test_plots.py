@@ -1,0 +1,42 @@
+"""Figures drawn without axes: the tiled pictures of filters and feature maps."""
+
+from __future__ import annotations
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from dlrun.plots import feature_maps, filters, mosaic
+
+
+def test_mosaic_lays_tiles_out_in_rows_with_gaps_each_on_its_own_scale():
+    tiles = np.stack([np.arange(6.0).reshape(2, 3) * (i + 1) for i in range(5)])
+    tiles[4] = 7.0  # constant
+    out = mosaic(tiles, cols=3)
+    assert out.shape == (2 * 3 - 1, 3 * 4 - 1)
+    assert np.isnan(out[2]).all() and np.isnan(out[:, 3]).all() and np.isnan(out[:, 7]).all()
+    np.testing.assert_allclose(out[0:2, 0:3], np.arange(6.0).reshape(2, 3) / 5)
+    np.testing.assert_allclose(out[0:2, 4:7], out[0:2, 0:3])  # scaled by its own range
+    np.testing.assert_allclose(out[3:5, 4:7], 0.5)  # tile 4 (second row, second column)
+    assert np.isnan(out[3:5, 8:11]).all()  # no sixth tile
+
+
+def test_mosaic_symmetric_keeps_zero_at_zero():
+    tiles = np.array([[[-2.0, 1.0]], [[0.0, 0.0]]])
+    out = mosaic(tiles, cols=2, symmetric=True)
+    np.testing.assert_allclose(out[0, :2], [-1.0, 0.5])
+    np.testing.assert_allclose(out[0, 3:], [0.0, 0.0])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_filter_and_feature_map_pictures(tmp_path, channels):
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((12, channels, 3, 3))
+    png = matplotlib.image.imread(filters(weights, tmp_path / "filters.png"))
+    zoom = 80 // 3
+    assert png.shape[:2] == ((2 * 4 - 1) * zoom, (8 * 4 - 1) * zoom)  # 2 rows of 8
+    image = rng.random((channels, 10, 10))
+    maps = rng.standard_normal((20, 10, 10))
+    png = matplotlib.image.imread(feature_maps(image, maps, tmp_path / "maps.png"))
+    zoom = 84 // 10
+    assert png.shape[:2] == ((2 * 11 - 1) * zoom, (10 + 2 + 8 * 11 - 1) * zoom)  # 16 maps
