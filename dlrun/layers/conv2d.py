@@ -28,7 +28,8 @@ IntPair = PositiveInt | tuple[PositiveInt, PositiveInt]
 #: measured faster for K = 9, slower for K = 27 (``python scripts/bench_cnn.py --what conv``).
 SMALL_K = 9
 
-#: Samples per im2col pass in evaluation mode: bounds the work memory of a big predict batch.
+#: Samples per im2col pass in evaluation mode: bounds the work memory of a big predict batch
+#: (the same buffers as a training batch of 64).
 EVAL_CHUNK = 64
 
 
@@ -179,19 +180,27 @@ class Conv2D(Layer):
             buf = self._work[key] = np.empty(size, dtype=self.dtype)
         return buf[:size].reshape(shape)
 
-    def product(self, x: np.ndarray, cols_key: str, rows_key: str) -> tuple[np.ndarray, np.ndarray]:
-        """im2col and the one matrix product for a (sub)batch, through scratch buffers:
-        ``cols`` (C*kh*kw, N*Ho*Wo) and ``rows = W @ cols`` (F, N*Ho*Wo), before bias and
-        activation (the GEMM layout)."""
-        n = x.shape[0]
+    def columns(self, x: np.ndarray, cols_key: str) -> np.ndarray:
+        """im2col of a (sub)batch into a scratch buffer: ``cols`` (C*kh*kw, N*Ho*Wo)."""
         kh, kw, sh, sw, ph, pw = self._geometry
         ho, wo = self._out_hw
-        f = self.config.filters
-        cols = self._scratch(cols_key, (self.input_shape[0] * kh * kw, n * ho * wo))
-        rows = self._scratch(rows_key, (f, n * ho * wo))
+        cols = self._scratch(cols_key, (self.input_shape[0] * kh * kw, x.shape[0] * ho * wo))
         im2col(x, kh, kw, sh, sw, ph, pw, ho, wo, cols)
+        return cols
+
+    def rows_of(self, cols: np.ndarray, rows_key: str) -> np.ndarray:
+        """``rows = W @ cols`` (F, columns) into a scratch buffer: the product before bias
+        and activation (the GEMM layout)."""
+        f = self.config.filters
+        rows = self._scratch(rows_key, (f, cols.shape[1]))
         np.matmul(self.params["W"].reshape(f, -1), cols, out=rows)
-        return cols, rows
+        return rows
+
+    def product(self, x: np.ndarray, cols_key: str, rows_key: str) -> tuple[np.ndarray, np.ndarray]:
+        """im2col and the one matrix product for a (sub)batch, through scratch buffers:
+        ``cols`` (C*kh*kw, N*Ho*Wo) and ``rows = W @ cols`` (F, N*Ho*Wo)."""
+        cols = self.columns(x, cols_key)
+        return cols, self.rows_of(cols, rows_key)
 
     @property
     def bias(self) -> np.ndarray:
@@ -213,19 +222,16 @@ class Conv2D(Layer):
             self._n = n
             self._y = y
         else:  # evaluation: bounded memory whatever the batch size, columns not kept
-            self.release_training()
+            self.forget_training()
             for i in range(0, n, EVAL_CHUNK):
-                self._convolve(
-                    x[i : i + EVAL_CHUNK], y[i : i + EVAL_CHUNK], "eval_cols", "eval_rows"
-                )
+                self._convolve(x[i : i + EVAL_CHUNK], y[i : i + EVAL_CHUNK], "cols", "rows")
         return y
 
-    def release_training(self) -> None:
-        """Let the training batch's arrays go (re-made by the next training batch), so that
-        they do not add to an evaluation's own."""
+    def forget_training(self) -> None:
+        """Before an evaluation: the training batch's columns are not kept, so that the
+        evaluation works in the same buffers instead of adding its own (a backward now
+        needs a new training forward)."""
         self._cols = self._y = None
-        for key in ("cols", "rows"):
-            self._work.pop(key, None)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         cols = self.training_cols()

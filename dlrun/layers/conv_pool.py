@@ -15,6 +15,8 @@ passes run the pair through this step (:func:`training_steps`).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dlrun.kernels.conv_pool import pooled_to_rows, pooled_weight_grad, rows_to_pooled
@@ -22,6 +24,10 @@ from dlrun.layers import conv2d
 from dlrun.layers.base import Layer
 from dlrun.layers.conv2d import SMALL_K, Conv2D
 from dlrun.layers.pool2d import MaxPool2D
+
+#: Images per matrix product when a first convolution's product is pooled in chunks
+#: (its backward needs only the columns): 16 28x28 images by 32 filters are 1.6 MB.
+TRAIN_CHUNK = 16
 
 
 class ConvPool:
@@ -46,18 +52,38 @@ class ConvPool:
         y = np.empty((n, *self.pool.output_shape), dtype=conv.dtype)
         code = np.empty(y.shape, dtype=np.uint8)
         if training:
-            cols, rows = conv.product(x, "cols", "rows")
+            if self._dw_from_pooled:
+                # backward needs the columns, not the product: it is made and pooled in
+                # chunks, each still in cache when pooled, and never held in full
+                cols = conv.columns(x, "cols")
+                step = TRAIN_CHUNK * (cols.shape[1] // n)
+                for i in range(0, cols.shape[1], step):
+                    rows = conv.rows_of(cols[:, i : i + step], "rows")
+                    a = i // (cols.shape[1] // n)
+                    part = slice(a, a + TRAIN_CHUNK)
+                    rows_to_pooled(rows, conv.bias, relu, wo, y[part], code[part])
+            else:
+                cols, rows = conv.product(x, "cols", "rows")
+                rows_to_pooled(rows, conv.bias, relu, wo, y, code)
             conv._cols, conv._n, conv._y = cols, n, None
-            rows_to_pooled(rows, conv.bias, relu, wo, y, code)
             self._y, self._code = y, code
             return y
-        conv.release_training()  # evaluation: in chunks, as the convolution alone
+        # evaluation: in chunks, in the training buffers (as the convolution alone); a
+        # first layer's product in the smaller chunks its training buffer holds
+        conv.forget_training()
         self._y = self._code = None
-        chunk = conv2d.EVAL_CHUNK
+        chunk = TRAIN_CHUNK if self._dw_from_pooled else conv2d.EVAL_CHUNK
         for i in range(0, n, chunk):
-            _, rows = conv.product(x[i : i + chunk], "eval_cols", "eval_rows")
+            _, rows = conv.product(x[i : i + chunk], "cols", "rows")
             rows_to_pooled(rows, conv.bias, relu, wo, y[i : i + chunk], code[i : i + chunk])
         return y
+
+    @property
+    def _dw_from_pooled(self) -> bool:
+        """dC/dW straight from the pooled gradient: a first layer (no dC/dx) with few rows
+        in its columns (see ``conv2d.SMALL_K``)."""
+        conv = self.conv
+        return not conv.input_grad and math.prod(conv.params["W"].shape[1:]) <= SMALL_K
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         conv = self.conv
@@ -66,7 +92,7 @@ class ConvPool:
         relu = conv.config.activation == "relu"
         _, ho, wo = conv.output_shape
         db = conv.bias_grad()
-        if not conv.input_grad and cols.shape[0] <= SMALL_K:
+        if self._dw_from_pooled:
             pooled_weight_grad(dy, self._y, self._code, relu, ho, wo, cols, conv.weight_grad(), db)
             return None
         rows = conv._scratch("rows", (conv.config.filters, cols.shape[1]))

@@ -159,9 +159,10 @@ def test_batch_sizes_can_change_between_calls():
     assert layer._work["cols"].size == 9 * 4 * 36, "one buffer, sized for the largest batch"
 
 
-def test_evaluation_in_chunks_matches_and_lets_the_training_arrays_go():
-    """An evaluation forward runs in chunks with its own buffers and drops the training
-    batch's columns (its memory does not add to theirs); the next training batch works."""
+def test_evaluation_in_chunks_matches_and_shares_the_training_buffers():
+    """An evaluation forward runs in chunks, in the training batch's buffers (its memory
+    does not add to theirs), and forgets that batch's columns: a backward needs a new
+    training forward."""
     layer = built((2, 5, 5), filters=3, kernel_size=3, padding="same")
     rng = np.random.default_rng(6)
     w, b = layer.params["W"], layer.params["b"]
@@ -170,7 +171,8 @@ def test_evaluation_in_chunks_matches_and_lets_the_training_arrays_go():
     big = rng.standard_normal((EVAL_CHUNK * 2 + 5, 2, 5, 5))  # two full chunks and a partial one
     y_big = layer.forward(big, False)
     np.testing.assert_allclose(y_big, naive_conv.conv2d(big, w, b, pad=(1, 1, 1, 1)), atol=1e-12)
-    assert "cols" not in layer._work
+    assert set(layer._work) == {"cols", "rows"}
+    assert layer._work["cols"].size == 2 * 9 * EVAL_CHUNK * 25, "evaluation memory is one chunk"
     dy = rng.standard_normal((3, 3, 5, 5))
     with pytest.raises(RuntimeError, match="training forward"):
         layer.backward(dy)
@@ -179,8 +181,7 @@ def test_evaluation_in_chunks_matches_and_lets_the_training_arrays_go():
     ex_dx, ex_dw, _ = naive_conv.conv2d_backward(x, w, dy, pad=(1, 1, 1, 1))
     np.testing.assert_allclose(dx, ex_dx, atol=1e-12)
     np.testing.assert_allclose(layer.grads["W"], ex_dw, atol=1e-12)
-    eval_cols = layer._work["eval_cols"].size
-    assert eval_cols == 2 * 9 * EVAL_CHUNK * 25, "evaluation work memory is one chunk"
+    assert layer._work["cols"].size == 2 * 9 * EVAL_CHUNK * 25, "no second set of buffers"
 
 
 def test_outputs_are_fresh_arrays():

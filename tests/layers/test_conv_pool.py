@@ -57,7 +57,13 @@ def test_conv_then_2x2_maxpool_becomes_one_step():
         (1, (6, 6), "identity", False),
     ],
 )
-def test_fused_training_pass_equals_layer_by_layer(channels, hw, activation, bias, dtype, tol):
+def test_fused_training_pass_equals_layer_by_layer(
+    channels, hw, activation, bias, dtype, tol, monkeypatch
+):
+    """(A first layer's product is pooled in chunks: 2 images here, so 5 make 2 + 2 + 1.)"""
+    import dlrun.layers.conv_pool as conv_pool
+
+    monkeypatch.setattr(conv_pool, "TRAIN_CHUNK", 2)
     shape = (channels, *hw)
     cfg = cnn_config(4, 6, activation=activation, bias=bias)
     fused, plain = build(cfg, shape, dtype), build(cfg, shape, dtype)
@@ -90,11 +96,14 @@ def test_fused_network_passes_gradcheck_end_to_end():
 
 
 def test_fused_evaluation_in_chunks_equals_layer_by_layer(monkeypatch):
-    """Evaluation runs the pair as one step too, in chunks of EVAL_CHUNK inputs, and lets
-    the training batch's columns go (as the convolution alone does)."""
+    """Evaluation runs the pair as one step too, in chunks of EVAL_CHUNK inputs (a first
+    layer's in TRAIN_CHUNK), in the training buffers, forgetting the training batch's
+    columns (as the convolution alone does)."""
     import dlrun.layers.conv2d as conv_module
+    import dlrun.layers.conv_pool as conv_pool
 
-    monkeypatch.setattr(conv_module, "EVAL_CHUNK", 2)
+    monkeypatch.setattr(conv_module, "EVAL_CHUNK", 3)
+    monkeypatch.setattr(conv_pool, "TRAIN_CHUNK", 2)
     cfg = cnn_config(3, 4)
     fused, plain = build(cfg, (1, 7, 6)), build(cfg, (1, 7, 6))
     plain.plan_training(fuse=False)
@@ -103,8 +112,25 @@ def test_fused_evaluation_in_chunks_equals_layer_by_layer(monkeypatch):
     fused.train_step_grads(x, rng.integers(0, 3, size=7))
     assert fused.layers[0]._cols is not None
     np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=1e-12)
-    assert fused.layers[0]._cols is None and "cols" not in fused.layers[0]._work
+    for conv in (fused.layers[0], fused.layers[2]):
+        assert conv._cols is None and set(conv._work) == {"cols", "rows"}
     value_f, out_f = fused.loss_of(x, np.arange(7) % 3)
     value_p, out_p = plain.loss_of(x, np.arange(7) % 3)
     assert value_f == pytest.approx(value_p, rel=1e-12)
     np.testing.assert_allclose(out_f, out_p, rtol=1e-12)
+
+
+def test_first_layer_product_is_pooled_in_chunks_never_held_whole(monkeypatch):
+    """A first convolution with K <= SMALL_K keeps its batch's columns (its backward needs
+    them) but makes its product TRAIN_CHUNK images at a time: the work buffer for the
+    product holds one chunk, not the batch."""
+    import dlrun.layers.conv_pool as conv_pool
+
+    monkeypatch.setattr(conv_pool, "TRAIN_CHUNK", 3)
+    net = build(cnn_config(4, 5), (1, 8, 8))
+    rng = np.random.default_rng(2)
+    net.train_step_grads(rng.standard_normal((7, 1, 8, 8)), rng.integers(0, 3, size=7))
+    first, second = net.layers[0], net.layers[2]
+    assert first._cols.shape == (9, 7 * 64)
+    assert first._work["rows"].size == 4 * 3 * 64  # filters x chunk x positions
+    assert second._work["rows"].size == 5 * 7 * 16  # not a first layer: the whole batch
