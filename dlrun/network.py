@@ -197,8 +197,13 @@ class Network:
         return np.concatenate(parts) if parts else np.empty((0, *self.output_shape), self.dtype)
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {f"{layer.name}.{key}": value.copy() for layer, key, value in self.param_items()}
+    def state_dict(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """Every parameter by ``layer.key``: copies, or with ``copy=False`` views of the live
+        buffer (for writing a checkpoint at once, without a second copy in memory)."""
+        return {
+            f"{layer.name}.{key}": value.copy() if copy else value
+            for layer, key, value in self.param_items()
+        }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         expected = {f"{layer.name}.{key}": value for layer, key, value in self.param_items()}

@@ -79,13 +79,14 @@ class Optimizer:
         """``x`` in the parameters' dtype (keeps float32 kernels in float32)."""
         return self.dtype.type(x)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every state array, the step count and scalar state as 0-d arrays."""
+    def state_dict(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """Every state array (copies, or the live arrays with ``copy=False``), the step count
+        and scalar state as 0-d arrays."""
         state = {"step": np.array(self.t, dtype=np.int64)}
         for key, value in self.scalars.items():
             state[key] = np.array(value, dtype=np.float64)
         for key, array in self.state.items():
-            state[key] = array.copy()
+            state[key] = array.copy() if copy else array
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:

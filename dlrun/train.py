@@ -34,6 +34,7 @@ from dlrun.callbacks import BestTracker
 from dlrun.data.base import Split, Splits
 from dlrun.errors import CheckpointError, DataError, DlrunError
 from dlrun.kernels.metrics import argmax_hits
+from dlrun.memory import release_freed_memory, release_pages
 from dlrun.network import EVAL_BATCH, Network
 from dlrun.progress import Progress
 from dlrun.registry import datasets, optimizers, regularizers, schedules
@@ -230,10 +231,10 @@ class Trainer:
         }
 
     def save(self, name: str) -> None:
-        checkpoint.save(
+        checkpoint.save(  # written at once: the live arrays, not copies of them
             self.run.checkpoints / name,
-            self.net.state_dict(),
-            self.optimizer.state_dict(),
+            self.net.state_dict(copy=False),
+            self.optimizer.state_dict(copy=False),
             self.meta(),
             self.perm,
         )
@@ -468,9 +469,14 @@ class Trainer:
             summary["restored_best_epoch"] = self.best.best_epoch
         if self.status == "completed":
             self.record_grad_through_time("final")
+        # the training set is not needed any more: freed before the test set is read and
+        # matplotlib is imported, so neither adds to the run's peak memory
+        self.splits = self.splits.for_figures()
+        release_freed_memory()
         if self.status in ("completed", "interrupted") and self.splits.test is not None:
             for k, v in evaluate(self.net, self.splits.test, self.targets).items():
                 final[f"test_{k}"] = v
+            release_pages(self.splits.test.x)  # read once, from the cache's mapped file
         ws = [layer.params[k] for layer, k, _ in self.net.param_items() if k == "W"]
         if ws:  # fraction of near-zero weights: L1 drives weights to exactly zero, L2 does not
             from dlrun.regularizers import sparsity
@@ -481,7 +487,6 @@ class Trainer:
         summary["rollbacks"] = self.rollbacks
         self.run.write_summary(summary)
         self.run.log(f"status {self.status}{': ' + self.reason if self.reason else ''}")
-        self.splits = self.splits.for_figures()  # the training set is not needed any more
         try:
             from dlrun import plots  # matplotlib: imported once the training set is freed
 

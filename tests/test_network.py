@@ -153,3 +153,14 @@ def test_evaluation_passes_are_at_most_eval_batch_inputs():
     out = net.predict(x)
     assert max(seen) == EVAL_BATCH and sum(seen) == len(x)
     np.testing.assert_allclose(out, net.forward(x, False), rtol=1e-12)
+
+
+def test_state_dict_copies_unless_asked_for_views():
+    net = Network.from_config(resolve(small_config()))
+    net.build((4,), np.random.default_rng(0))
+    copies, views = net.state_dict(), net.state_dict(copy=False)
+    assert copies.keys() == views.keys()
+    for key in copies:
+        assert not np.shares_memory(copies[key], net.params)
+        assert np.shares_memory(views[key], net.params)
+        np.testing.assert_array_equal(copies[key], views[key])

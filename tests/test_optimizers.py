@@ -151,7 +151,11 @@ def test_state_dict_round_trip_continues_bit_identically(name, tmp_path):
 
     first = make(name, w0.size, np.float32)
     w_half = run(first, w0, grads32[:4], lrs[:4])
-    np.savez(tmp_path / "opt.npz", params=w_half, **first.state_dict())
+    views = first.state_dict(copy=False)  # what a checkpoint writes: the live arrays
+    for key, array in first.state.items():
+        assert np.shares_memory(views[key], array)
+        assert not np.shares_memory(first.state_dict()[key], array)
+    np.savez(tmp_path / "opt.npz", params=w_half, **views)
 
     with np.load(tmp_path / "opt.npz", allow_pickle=False) as saved:
         state = {k: saved[k] for k in saved.files if k != "params"}

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import mmap
 import os
 import struct
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from dlrun.errors import DataError
+from dlrun.memory import release_pages
 
 #: IDX type byte -> big-endian NumPy dtype of the stored values.
 IDX_TYPES: dict[int, np.dtype] = {
@@ -200,33 +200,16 @@ def _open_cache(npy: Path, meta_path: Path, origin: dict[str, Any]) -> np.ndarra
             return None
         if zlib.crc32(array) != meta["crc32"]:
             return None
-        release(array)  # the check read every page; the copies made from it come later
+        release_pages(array)  # the check read every page; the copies made from it come later
         return array
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def release(array: np.ndarray, upto: int | None = None) -> None:
-    """Drop this process's resident pages of a memory-mapped ``array`` (all of them, or
-    those wholly before byte ``upto`` of its data). They stay in the page cache: a later
-    read maps them back without I/O. So reading a mapped file does not add the file's
-    size to the peak memory of a process that only copies parts of it. No-op for an
-    array in memory."""
-    mm = getattr(array, "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
-        return
-    base = np.frombuffer(mm, np.uint8).ctypes.data
-    start = array.ctypes.data - base
-    end = len(mm) if upto is None else start + upto
-    end -= end % mmap.PAGESIZE
-    if end > 0:
-        mm.madvise(mmap.MADV_DONTNEED, 0, end)
-
-
 def copy_rows(array: np.ndarray, idx: np.ndarray | None = None, window: int = 4096) -> np.ndarray:
     """``array[idx]`` (``idx`` ascending; None: every row) as a new in-memory array, read
     ``window`` rows of ``array`` at a time, releasing each window's mapped pages behind it
-    (:func:`release`): the peak is the copy, not the copy plus the file."""
+    (:func:`dlrun.memory.release_pages`): the peak is the copy, not the copy plus the file."""
     rows = np.arange(len(array)) if idx is None else np.asarray(idx)
     out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
     row_bytes = array.strides[0] if array.ndim else 0
@@ -234,7 +217,7 @@ def copy_rows(array: np.ndarray, idx: np.ndarray | None = None, window: int = 40
     for a, b in zip(bounds[:-1], bounds[1:]):
         if b > a:
             out[a:b] = array[rows[a:b]]
-            release(array, upto=int(rows[b - 1]) * row_bytes)
+            release_pages(array, upto=int(rows[b - 1]) * row_bytes)
     return out
 
 

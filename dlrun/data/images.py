@@ -113,8 +113,10 @@ class ImageFiles(Dataset):
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
 
         def split(images: np.ndarray, labels: np.ndarray, idx: np.ndarray | None) -> Split:
-            # pixels stay uint8 (a quarter of the memory); batches become pixel / 255
-            pixels = copy_rows(images, idx)  # one copy, the mapped file not kept resident
+            # pixels stay uint8 (a quarter of the memory); batches become pixel / 255. A
+            # whole file (the test split) stays as it is: memory-mapped from the cache, its
+            # pages are read only when it is evaluated, after training.
+            pixels = images if idx is None else copy_rows(images, idx)
             x = pixels.reshape(-1, 1, *images.shape[1:])
             y = np.asarray(labels if idx is None else labels[idx], dtype=np.int64)
             return Split(x, y, scale=1.0 / 255.0)

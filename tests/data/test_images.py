@@ -161,6 +161,11 @@ def test_cache_next_to_files_reused(project, monkeypatch) -> None:
     second = make(root=root).load(np.random.default_rng(0))
     assert reads.calls == 4, "second run decoded the IDX files again"
     np.testing.assert_array_equal(first.train.x, second.train.x)
+    # the training split is a shuffled copy in memory; the test split (a whole file) stays
+    # mapped from the cache, read only when it is evaluated
+    assert not isinstance(second.train.x, np.memmap)
+    assert isinstance(second.test.x, np.memmap)
+    np.testing.assert_array_equal(first.test.x, second.test.x)
 
 
 def test_stale_cache_rebuilt(project, monkeypatch) -> None:
