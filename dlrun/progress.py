@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as RichProgress
+if TYPE_CHECKING:  # rich is imported when something is printed (2-3 MiB in a silent run)
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
 
 
 class Progress:
@@ -20,14 +20,25 @@ class Progress:
         if mode == "rich" and not sys.stdout.isatty():
             mode = "plain"
         self.mode, self.name = mode, name
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        self._console = console
         self.bar: RichProgress | None = None
         self.task: Any = None
         self.epochs = 0
 
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, soft_wrap=True)
+        return self._console
+
     def start(self, epochs: int, batches: int, epoch: int, batch: int) -> None:
         self.epochs, self.batches = epochs, batches
         if self.mode == "rich":
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
             self.bar = RichProgress(
                 TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
                 BarColumn(),

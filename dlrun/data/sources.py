@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +34,8 @@ from typing import TYPE_CHECKING, BinaryIO
 from dlrun.errors import DataError
 
 if TYPE_CHECKING:
+    import http.client
+
     from rich.progress import Progress
 
 #: Folders where system packages install datasets (Debian: /usr/share/datasets).
@@ -235,6 +234,10 @@ def download_file(
     short body, wrong digest, Ctrl-C) removes the temporary file and raises
     :class:`DataError` (KeyboardInterrupt is re-raised as is).
     """
+    import http.client  # the network stack only when downloading (2-3 MiB in every run)
+    import urllib.error
+    import urllib.request
+
     dest = Path(dest)
     digest = hashlib.new(algorithm)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
