@@ -48,35 +48,39 @@ class ConvPool:
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         conv = self.conv
         x = np.ascontiguousarray(x, dtype=conv.dtype)
-        n, relu, wo = x.shape[0], conv.config.activation == "relu", conv.output_shape[2]
+        n = x.shape[0]
         y = np.empty((n, *self.pool.output_shape), dtype=conv.dtype)
         code = np.empty(y.shape, dtype=np.uint8)
         if training:
-            if self._dw_from_pooled:
-                # backward needs the columns, not the product: it is made and pooled in
-                # chunks, each still in cache when pooled, and never held in full
-                cols = conv.columns(x, "cols")
-                step = TRAIN_CHUNK * (cols.shape[1] // n)
-                for i in range(0, cols.shape[1], step):
-                    rows = conv.rows_of(cols[:, i : i + step], "rows")
-                    a = i // (cols.shape[1] // n)
-                    part = slice(a, a + TRAIN_CHUNK)
-                    rows_to_pooled(rows, conv.bias, relu, wo, y[part], code[part])
-            else:
-                cols, rows = conv.product(x, "cols", "rows")
-                rows_to_pooled(rows, conv.bias, relu, wo, y, code)
-            conv._cols, conv._n, conv._y = cols, n, None
+            conv._cols, conv._n, conv._y = self._pool_product(x, y, code), n, None
             self._y, self._code = y, code
             return y
-        # evaluation: in chunks, in the training buffers (as the convolution alone); a
-        # first layer's product in the smaller chunks its training buffer holds
+        # evaluation: in chunks, in the training buffers (as the convolution alone)
         conv.forget_training()
         self._y = self._code = None
-        chunk = TRAIN_CHUNK if self._dw_from_pooled else conv2d.EVAL_CHUNK
-        for i in range(0, n, chunk):
-            _, rows = conv.product(x[i : i + chunk], "cols", "rows")
-            rows_to_pooled(rows, conv.bias, relu, wo, y[i : i + chunk], code[i : i + chunk])
+        for i in range(0, n, conv2d.EVAL_CHUNK):
+            part = slice(i, i + conv2d.EVAL_CHUNK)
+            self._pool_product(x[part], y[part], code[part])
         return y
+
+    def _pool_product(self, x: np.ndarray, y: np.ndarray, code: np.ndarray) -> np.ndarray:
+        """The pooled maps ``y`` and winners ``code`` of the images ``x``; returns their
+        columns. A first layer's backward needs only the columns, not the product: it is
+        made and pooled TRAIN_CHUNK images at a time, each chunk still in cache when
+        pooled, and never held whole."""
+        conv = self.conv
+        relu, wo = conv.config.activation == "relu", conv.output_shape[2]
+        if not self._dw_from_pooled:
+            cols, rows = conv.product(x, "cols", "rows")
+            rows_to_pooled(rows, conv.bias, relu, wo, y, code)
+            return cols
+        cols = conv.columns(x, "cols")
+        p = cols.shape[1] // len(x)  # positions per image
+        for a in range(0, len(x), TRAIN_CHUNK):
+            b = min(a + TRAIN_CHUNK, len(x))
+            rows = conv.rows_of(cols[:, a * p : b * p], "rows")
+            rows_to_pooled(rows, conv.bias, relu, wo, y[a:b], code[a:b])
+        return cols
 
     @property
     def _dw_from_pooled(self) -> bool:
