@@ -43,25 +43,35 @@ def load(
     path: Path,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any], np.ndarray]:
     """(params, optimizer state, meta, perm); CheckpointError naming the file if unreadable."""
+    data = _read(path, lambda key: True)
+    try:
+        meta = json.loads(str(data.pop("meta")))
+        perm = data.pop("perm")
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise _corrupt(path, exc) from None
+    params = {k[6:]: v for k, v in data.items() if k.startswith("param/")}
+    opt = {k[4:]: v for k, v in data.items() if k.startswith("opt/")}
+    return params, opt, meta, perm
+
+
+def load_params(path: Path) -> dict[str, np.ndarray]:
+    """The parameters alone (the optimizer state, twice their size, is not read)."""
+    data = _read(path, lambda key: key.startswith("param/"))
+    return {k[6:]: v for k, v in data.items()}
+
+
+def _read(path: Path, wanted: Any) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-        meta = json.loads(str(data.pop("meta")))
-        perm = data.pop("perm")
-    except (
-        zipfile.BadZipFile,
-        ValueError,
-        OSError,
-        KeyError,
-        EOFError,
-        json.JSONDecodeError,
-    ) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a dlrun checkpoint ({type(exc).__name__}: {exc})"
-        ) from None
-    params = {k[6:]: v for k, v in data.items() if k.startswith("param/")}
-    opt = {k[4:]: v for k, v in data.items() if k.startswith("opt/")}
-    return params, opt, meta, perm
+            return {k: z[k] for k in z.files if wanted(k)}
+    except (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError) as exc:
+        raise _corrupt(path, exc) from None
+
+
+def _corrupt(path: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is corrupt or not a dlrun checkpoint ({type(exc).__name__}: {exc})"
+    )

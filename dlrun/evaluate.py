@@ -27,7 +27,7 @@ def load_run(run_dir: str | Path, which: str = "best") -> tuple[dict[str, Any], 
     path = run.checkpoints / f"{which}.npz"
     if which == "best" and not path.exists():
         path = run.checkpoints / "last.npz"
-    params, *_ = checkpoint.load(path)
+    params = checkpoint.load_params(path)
     net.load_state_dict(params)
     return cfg, net, splits, Targets(net, splits.task)
 

@@ -464,7 +464,7 @@ class Trainer:
         es = self.cfg["train"].get("early_stopping")
         restore = es["restore_best"] if es else False
         if self.status == "completed" and restore and (self.run.checkpoints / "best.npz").exists():
-            params, *_ = checkpoint.load(self.run.checkpoints / "best.npz")
+            params = checkpoint.load_params(self.run.checkpoints / "best.npz")
             self.net.load_state_dict(params)
             summary["restored_best_epoch"] = self.best.best_epoch
         if self.status == "completed":

@@ -131,10 +131,29 @@ def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monke
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "last.npz"
     bad.write_bytes(b"this is not a zip")
-    with pytest.raises(CheckpointError, match=r"last\.npz is corrupt"):
-        checkpoint.load(bad)
-    with pytest.raises(CheckpointError, match="not found"):
-        checkpoint.load(tmp_path / "none.npz")
+    for load in (checkpoint.load, checkpoint.load_params):
+        with pytest.raises(CheckpointError, match=r"last\.npz is corrupt"):
+            load(bad)
+        with pytest.raises(CheckpointError, match="not found"):
+            load(tmp_path / "none.npz")
+    truncated = tmp_path / "best.npz"
+    checkpoint.save(truncated, {"d.W": np.ones(3)}, {"m": np.ones(3)}, {"epoch": 1})
+    truncated.write_bytes(truncated.read_bytes()[:-40])
+    with pytest.raises(CheckpointError, match=r"best\.npz is corrupt"):
+        checkpoint.load_params(truncated)
+
+
+def test_load_params_reads_the_parameters_alone(tmp_path, monkeypatch):
+    path = tmp_path / "best.npz"
+    checkpoint.save(path, {"d.W": np.arange(3.0)}, {"m": np.ones(3), "step": np.array(2)}, {})
+    read = []
+    real = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(
+        np.lib.npyio.NpzFile, "__getitem__", lambda z, key: read.append(key) or real(z, key)
+    )
+    params = checkpoint.load_params(path)
+    assert list(params) == ["d.W"] and read == ["param/d.W"]
+    np.testing.assert_array_equal(params["d.W"], np.arange(3.0))
 
 
 def test_checkpoints_load_without_pickle(runs_dir):

@@ -98,11 +98,15 @@ class Splits:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
 
-    def for_figures(self, rows: int = 2000) -> Splits:
-        """These splits with the training inputs cut to their first ``rows`` (a copy) and no
-        validation split: all that a run's figures draw, so that the full training set
-        can be freed before plotting (matplotlib then adds nothing to the run's peak)."""
+    def for_figures(self, rows: int = 2000, budget: int = 256 * 1024) -> Splits:
+        """These splits with the training inputs cut to their first ``rows`` (a copy), at
+        most ``budget`` bytes of inputs but never fewer than 64 rows, and no validation
+        split: all that a run's figures draw (2-D points for a decision boundary, a few
+        images for the augmentation figure), so that the full training set can be freed
+        before plotting."""
         train = self.train
+        row_bytes = max(train.x[:1].nbytes, 1)
+        rows = min(rows, max(64, budget // row_bytes))
         if len(train) > rows:
             x, y = np.array(train.x[:rows]), np.array(train.y[:rows])
             train = Split(x, y, train.scale, train.offset)
