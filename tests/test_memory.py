@@ -42,7 +42,9 @@ def test_release_pages_leaves_arrays_in_memory_alone():
 def test_freed_heap_memory_goes_back_to_the_system():
     """Freed arrays that glibc keeps in the heap (behind one still in use) stay resident
     until release_freed_memory; a C library without malloc_trim makes it a no-op."""
-    np.ones(8 * 2**20 // 8)  # a freed large mapping raises glibc's threshold: the next come from the heap
+    np.ones(
+        8 * 2**20 // 8
+    )  # a freed large mapping raises glibc's threshold: the next come from the heap
     blocks = [np.ones(2**20 // 8) for _ in range(48)]  # 48 x 1 MiB, touched
     pin = np.ones(2**20 // 8)  # allocated after them: the heap cannot shrink from its top
     del blocks
