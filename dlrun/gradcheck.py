@@ -242,14 +242,12 @@ def check_network(
     def loss() -> float:
         for layer in net.layers:
             layer.set_rng(np.random.default_rng(seed + 1))
-        out = net.train_forward(x)
+        out = net.forward_steps(x, True)
         return net.loss.value_and_grad(out, t)[0]
 
-    loss()
-    dout = net.loss.value_and_grad(net.train_forward(x), t)[1]
     for layer in net.layers:
         layer.set_rng(np.random.default_rng(seed + 1))
-    out = net.train_forward(x)
+    out = net.forward_steps(x, True)
     dout = net.loss.value_and_grad(out, t)[1]
     net.backward(dout)
     kinks = any(getattr(layer, "has_kinks", False) for layer in net.layers)

@@ -150,14 +150,14 @@ class Network:
             x = layer.forward(x, training)
         return x
 
-    def train_forward(self, x: np.ndarray) -> np.ndarray:
-        """Forward in training mode through the body (the loss input), step by step."""
+    def forward_steps(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Forward through the body (to the loss input), step by step."""
         for step in self.steps:
-            x = step.forward(x, True)
+            x = step.forward(x, training)
         return x
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        """After :meth:`train_forward`: fill every layer's grads; returns dC/dx only if the
+        """After a training :meth:`forward_steps`: fill every layer's grads; returns dC/dx only if the
         first layer computes it."""
         steps = self.steps
         start = 0 if steps and steps[0].input_grad else self.first_step
@@ -167,20 +167,14 @@ class Network:
 
     def train_step_grads(self, x: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward in training mode, loss, backward. Returns the loss and the loss input."""
-        out = self.train_forward(x)
+        out = self.forward_steps(x, True)
         value, dout = self.loss.value_and_grad(out, t)
         self.backward(dout)
         return value, out
 
-    def eval_body(self, x: np.ndarray) -> np.ndarray:
-        """Forward in evaluation mode through the body (the loss input), step by step."""
-        for step in self.steps:
-            x = step.forward(x, False)
-        return x
-
     def loss_of(self, x: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss in evaluation mode (no gradients) and the loss input (logits if fused)."""
-        out = self.eval_body(x)
+        out = self.forward_steps(x, False)
         o2 = out.reshape(-1, out.shape[-1])
         value = self.loss.kernel(o2, self.loss.rows(t, o2), np.empty_like(o2))
         return float(value), out
@@ -190,7 +184,9 @@ class Network:
         tail = self.layers[len(self.body) :]  # the layer fused into the loss, if any
         parts = [
             self.forward(
-                self.eval_body(x[i : i + batch_size].astype(self.dtype, copy=False)), False, tail
+                self.forward_steps(x[i : i + batch_size].astype(self.dtype, copy=False), False),
+                False,
+                tail,
             ).copy()
             for i in range(0, len(x), batch_size)
         ]

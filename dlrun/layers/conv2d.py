@@ -240,12 +240,18 @@ class Conv2D(Layer):
         relu = self.config.activation == "relu"
         mask = self._y.reshape(n, f, -1) if relu else dy
         db = self.bias_grad()
-        if not self.input_grad and cols.shape[0] <= SMALL_K:
+        if self.weight_grad_from_dy:
             masked_weight_grad(dy, mask, relu, cols, self.weight_grad(), db)
             return None  # type: ignore[return-value]
         rows = self._scratch("rows", (f, cols.shape[1]))  # now dY, in the GEMM layout
         nchw_to_rows(dy, mask, relu, rows, db)
         return self.grads_from_rows(rows)
+
+    @property
+    def weight_grad_from_dy(self) -> bool:
+        """dC/dW straight from dy, without dY in the GEMM layout: a layer that computes no
+        dC/dx (the first) with at most SMALL_K rows (C*kh*kw) in its columns."""
+        return not self.input_grad and math.prod(self.params["W"].shape[1:]) <= SMALL_K
 
     def training_cols(self) -> np.ndarray:
         """The columns the last training forward kept (an error without one)."""

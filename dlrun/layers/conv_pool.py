@@ -15,14 +15,12 @@ passes run the pair through this step (:func:`training_steps`).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from dlrun.kernels.conv_pool import pooled_to_rows, pooled_weight_grad, rows_to_pooled
 from dlrun.layers import conv2d
 from dlrun.layers.base import Layer
-from dlrun.layers.conv2d import SMALL_K, Conv2D
+from dlrun.layers.conv2d import Conv2D
 from dlrun.layers.pool2d import MaxPool2D
 
 #: Images per matrix product when a first convolution's product is pooled in chunks
@@ -70,7 +68,7 @@ class ConvPool:
         pooled, and never held whole."""
         conv = self.conv
         relu, wo = conv.config.activation == "relu", conv.output_shape[2]
-        if not self._dw_from_pooled:
+        if not conv.weight_grad_from_dy:
             cols, rows = conv.product(x, "cols", "rows")
             rows_to_pooled(rows, conv.bias, relu, wo, y, code)
             return cols
@@ -82,13 +80,6 @@ class ConvPool:
             rows_to_pooled(rows, conv.bias, relu, wo, y[a:b], code[a:b])
         return cols
 
-    @property
-    def _dw_from_pooled(self) -> bool:
-        """dC/dW straight from the pooled gradient: a first layer (no dC/dx) with few rows
-        in its columns (see ``conv2d.SMALL_K``)."""
-        conv = self.conv
-        return not conv.input_grad and math.prod(conv.params["W"].shape[1:]) <= SMALL_K
-
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         conv = self.conv
         cols = conv.training_cols()
@@ -96,7 +87,7 @@ class ConvPool:
         relu = conv.config.activation == "relu"
         _, ho, wo = conv.output_shape
         db = conv.bias_grad()
-        if self._dw_from_pooled:
+        if conv.weight_grad_from_dy:
             pooled_weight_grad(dy, self._y, self._code, relu, ho, wo, cols, conv.weight_grad(), db)
             return None
         rows = conv._scratch("rows", (conv.config.filters, cols.shape[1]))
