@@ -7,6 +7,13 @@ matching hyper-parameters when torch imports. The three are run in turn
 few steps; the table shows medians per step and the ratios dlrun / NumPy and
 dlrun / torch measured in the same run.
 
+Every update is one pass over memory: it reads the parameters, the gradient
+and its state arrays and writes the parameters and the state back. The
+``pass ms`` column times exactly that traffic with no arithmetic (a kernel
+adding the gradient into the parameters and each state array), measured in
+the same rounds: no fused kernel can be faster on this machine, so
+``pass/torch2`` is the lowest ratio any implementation could reach.
+
     python scripts/bench_optim.py                    # 1,000,000 parameters
     python scripts/bench_optim.py --size 100000 --repeats 21 --only adam,gd
 
@@ -23,6 +30,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from numba import njit
 
 from dlrun.registry import optimizers
 
@@ -111,6 +119,45 @@ def numpy_step(name: str, opt) -> Callable[[np.ndarray, np.ndarray, float, int],
     return step
 
 
+# -- the memory traffic of an update, without its arithmetic ---------------------
+@njit(cache=True, nogil=True)
+def one_pass_2(p, g, s1, s2):
+    """p += g, s1 += g, s2 += g: reads p, g, s1, s2 and writes p, s1, s2, the arrays an
+    update with two state arrays (Adam's m and v) reads and writes."""
+    for i in range(p.shape[0]):
+        gi = g[i]
+        s1[i] += gi
+        s2[i] += gi
+        p[i] += gi
+
+
+@njit(cache=True, nogil=True)
+def one_pass_1(p, g, s1):
+    """The same with one state array (momentum's velocity)."""
+    for i in range(p.shape[0]):
+        gi = g[i]
+        s1[i] += gi
+        p[i] += gi
+
+
+@njit(cache=True, nogil=True)
+def one_pass_0(p, g):
+    """The same with no state (plain gradient descent)."""
+    for i in range(p.shape[0]):
+        p[i] += g[i]
+
+
+def memory_pass(p: np.ndarray, g: np.ndarray, states: list[np.ndarray]) -> Callable[[], None]:
+    """One pass over the arrays of an update (parameters, gradient, state), in one loop."""
+    if len(states) == 0:
+        return lambda: one_pass_0(p, g)
+    if len(states) == 1:
+        return lambda: one_pass_1(p, g, states[0])
+    if len(states) == 2:
+        return lambda: one_pass_2(p, g, states[0], states[1])
+    raise ValueError(f"{len(states)} state arrays")
+
+
 # -- torch.optim with the same hyper-parameters ---------------------------------
 def torch_optimizer(name: str, config, param):
     import torch
@@ -173,10 +220,15 @@ def bench_one(
         counter["numpy"] += 1
         np_step(p_n, g, lr, counter["numpy"])
 
+    p_m = np.zeros(size, np.float32)
+    g_m = np.zeros(size, np.float32)  # adding zeros: the arrays stay as they are
+    states_m = [np.zeros(size, np.float32) for _ in opt_d.state]
+
     # (threads for torch or None, one step)
     impls: dict[str, tuple[int | None, Callable[[], None]]] = {
         "dlrun": (None, lambda: opt_d.step(p_d, g, lr)),
         "numpy": (None, run_numpy),
+        "pass": (None, memory_pass(p_m, g_m, states_m)),
     }
     for threads in torch_threads:
         import torch
@@ -228,18 +280,19 @@ def main(argv: list[str] | None = None) -> int:
         f"one step over {args.size:,} float32 parameters; median of {args.repeats} repeats "
         f"x {args.steps} steps; torch threads: {torch_threads or 'none'}"
     )
-    head = f"{'optimizer':<10} {'dlrun ms':>9} {'numpy ms':>9} {'dl/np':>6}"
+    head = f"{'optimizer':<10} {'dlrun ms':>9} {'numpy ms':>9} {'dl/np':>6} {'pass ms':>8}"
     for n in torch_threads:
-        head += f" {f'torch{n} ms':>10} {f'dl/torch{n}':>10}"
+        head += f" {f'torch{n} ms':>10} {f'dl/torch{n}':>10} {f'pass/torch{n}':>12}"
     print(head)
     for name in names:
         t = bench_one(name, args.size, args.repeats, args.steps, torch_threads)
         line = (
             f"{name:<10} {t['dlrun'] * 1e3:9.3f} {t['numpy'] * 1e3:9.3f} "
-            f"{t['dlrun'] / t['numpy']:6.2f}"
+            f"{t['dlrun'] / t['numpy']:6.2f} {t['pass'] * 1e3:8.3f}"
         )
         for n in torch_threads:
-            line += f" {t[f'torch{n}'] * 1e3:10.3f} {t['dlrun'] / t[f'torch{n}']:10.2f}"
+            tt = t[f"torch{n}"]
+            line += f" {tt * 1e3:10.3f} {t['dlrun'] / tt:10.2f} {t['pass'] / tt:12.2f}"
         print(line, flush=True)
     return 0
 

@@ -143,43 +143,43 @@ def rnn_step_backward(ds, s, act, dz, dz_sum):
 
 
 @kernel
-def lstm_step_forward(gates, gh, b, c_prev, c_out, tc_out, h_out, cand, approx, k):
+def lstm_step_forward(gates, b, c_prev, c_out, tc_out, h_next, cand, approx, k):
     """One LSTM step, gate columns in the order f, i, o, C~ (blocks of H).
 
-    gates: (N, 4H) holds the x_t part of the pre-activations on entry and the
-    activated gates on exit; gh: (N, 4H) the h_{t-1} part; b: (4H,).
-
+    gates: (N, 4H) holds the pre-activations [h_{t-1}, x_t] W on entry and the
+    activated gates on exit; b: (4H,).
         f = sigma(.), i = sigma(.), o = sigma(.), C~ = tanh(.) (cand 0) or sigma(.) (cand 1)
         C_t = f * C_{t-1} + i * C~;   h_t = o * tanh(C_t)
-
-    c_out, tc_out (= tanh(C_t)), h_out: (N, H). The three sigmoid gates are
-    adjacent so that they are one vectorised loop (two loops over separate
-    sigmoid blocks measured 3x slower).
+    c_out, tc_out (= tanh(C_t)): (N, H). h_t goes into the first H columns of
+    h_next: (N, >= H), the rows [h_t, x_{t+1}] of the next step's product. The
+    three sigmoid gates are adjacent so that they are one vectorised loop (two
+    loops over separate sigmoid blocks measured 3x slower).
     """
-    n = gates.shape[0]
+    n, h = c_prev.shape
     for r in range(n):
         # a literal ``approx`` in each call: the inlined loops then carry no branch
+        h_r = h_next[r][:h]
         if approx:
-            _lstm_row(gates[r], gh[r], b, c_prev[r], c_out[r], tc_out[r], h_out[r], cand, True, k)
+            _lstm_row(gates[r], b, c_prev[r], c_out[r], tc_out[r], h_r, cand, True, k)
         else:
-            _lstm_row(gates[r], gh[r], b, c_prev[r], c_out[r], tc_out[r], h_out[r], cand, False, k)
+            _lstm_row(gates[r], b, c_prev[r], c_out[r], tc_out[r], h_r, cand, False, k)
 
 
 @inline
-def _lstm_row(gates, gh, b, cp, c_r, t_r, h_r, cand, approx, k):
+def _lstm_row(gates, b, cp, c_r, t_r, h_r, cand, approx, k):
     """One row of :func:`lstm_step_forward`. Every loop runs from 0 over slices: a loop
     from 3h would keep Numba's negative-index test and not vectorise (3.5x slower)."""
     h = cp.shape[0]
-    g, e = gates[: 3 * h], gh[: 3 * h]
+    g = gates[: 3 * h]
     for j in range(3 * h):
-        g[j] = _sigmoid(g[j] + e[j] + b[j], approx, k)
-    cc, e, bc = gates[3 * h :], gh[3 * h :], b[3 * h :]
+        g[j] = _sigmoid(g[j] + b[j], approx, k)
+    cc, bc = gates[3 * h :], b[3 * h :]
     if cand == 0:
         for j in range(h):
-            cc[j] = _tanh(cc[j] + e[j] + bc[j], approx, k)
+            cc[j] = _tanh(cc[j] + bc[j], approx, k)
     else:
         for j in range(h):
-            cc[j] = _sigmoid(cc[j] + e[j] + bc[j], approx, k)
+            cc[j] = _sigmoid(cc[j] + bc[j], approx, k)
     f, i, o = gates[:h], gates[h : 2 * h], gates[2 * h : 3 * h]
     for j in range(h):
         c_r[j] = f[j] * cp[j] + i[j] * cc[j]

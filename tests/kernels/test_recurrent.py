@@ -76,13 +76,17 @@ def lstm_reference(gx, gh, b, c_prev, cand):
 @pytest.mark.parametrize("cand", ["tanh", "sigmoid"])
 def test_lstm_step_forward(cand, dtype, tol):
     gx, gh, b, c_prev = blocks(np.random.default_rng(2), dtype)
-    gates = gx.copy()
-    c, tc, h = (np.empty_like(c_prev) for _ in range(3))
+    gates = gx + gh  # the step's product [h_{t-1}, x_t] W
+    c, tc = np.empty_like(c_prev), np.empty_like(c_prev)
+    # h_t goes into the first H columns of the next step's [h, x] rows; x stays
+    h_next = np.full((c_prev.shape[0], c_prev.shape[1] + 2), 7.0, dtype=dtype)
     code = K.ACTIVATION_CODES[cand]
     approx = K.use_approximation(dtype)
-    K.lstm_step_forward(gates, gh, b, c_prev, c, tc, h, code, approx, K.constants(dtype))
+    K.lstm_step_forward(gates, b, c_prev, c, tc, h_next, code, approx, K.constants(dtype))
+    h = h_next[:, : c_prev.shape[1]]
     for got, want in zip((gates, c, tc, h), lstm_reference(gx, gh, b, c_prev, cand), strict=True):
         np.testing.assert_allclose(got, want, atol=tol)
+    assert (h_next[:, c_prev.shape[1] :] == 7.0).all()
 
 
 @pytest.mark.parametrize("cand", ["tanh", "sigmoid"])
