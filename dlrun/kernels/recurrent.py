@@ -1,9 +1,10 @@
 """Fused elementwise kernels of the recurrent layers (one time step each).
 
-The layers do the matrix products with NumPy's BLAS (the input projection of
-all time steps in one product, the recurrent product once per step); these
-kernels do what lies between two products: add the pieces, apply the gate
-nonlinearities, update the cell, and (backward) multiply by the derivatives.
+The layers do the matrix products with NumPy's BLAS (the RNN: the input projection
+of all time steps in one product, the recurrent product once per step; the LSTM: one
+product per step over the rows [h_{t-1}, x_t]); these kernels do what lies between
+two products: add the pieces, apply the gate nonlinearities, update the cell, and
+(backward) multiply by the derivatives.
 
 Backward kernels work on ``A`` "slots" of gradient at once, shape (A, N, H):
 with truncated BPTT each slot carries the gradient of one output time step

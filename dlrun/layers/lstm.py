@@ -18,8 +18,9 @@ rows [:H] act on h_{t-1}, rows [H:] on x_t; columns are the blocks f, i, o, C~
 The rows [h_{t-1}, x_t] of every step lie side by side in one buffer hx: (T + 1, N, H + F),
 so each step is one BLAS product hx[t] W (x_t and h_{t-1} together), the step writes
 h_t into hx[t + 1], and dC/dW = sum_t hx[t]^T dC/dz is one product over all steps.
-(The x part of all steps as one product plus an h product per step measured 10% slower
-over a Fashion-MNIST row batch: a product with K = 28 is a poor use of the BLAS.)
+(The x part of all steps as one product, plus an h product per step, measured 2-5%
+slower per Fashion-MNIST row batch, where the x product has K = 28 and makes poor use
+of the BLAS; the same speed with 128 input features.)
 h_{-1}, C_{-1} are zeros, or learned parameters h0, c0 (``initial_state: learned``).
 Output: all h_t (N, T, H) with ``return_sequences``, else h_{T-1}: (N, H).
 Stack layers by giving every one but the last ``return_sequences: true``.
