@@ -191,13 +191,14 @@ def _lstm_row(gates, b, cp, c_r, t_r, h_r, cand, approx, k):
 
 
 @kernel
-def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum):
+def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum, db):
     """Backward through one LSTM step, for A gradient slots.
 
     dh: (A, N, H) dC/dh_t; dc: (A, N, H) dC/dC_t from step t+1 on entry,
     dC/dC_{t-1} on exit; gates: (N, 4H) activated f, i, o, C~; c_prev: C_{t-1};
-    tc: tanh(C_t). Writes da: (A, N, 4H), dC/d(pre-activations), and da_sum
-    (N, 4H), its sum over slots.
+    tc: tanh(C_t). Writes da: (A, N, 4H), dC/d(pre-activations), da_sum
+    (N, 4H), its sum over slots, and db: (4H,), the sum of da_sum over the rows
+    (this step's share of dC/db).
 
         dC_t  = dc + dh * o * (1 - tanh(C_t)^2)
         do    = dh * tanh(C_t)          dA_o = do * o (1 - o)
@@ -249,20 +250,33 @@ def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum):
             da_sum[r, 2 * h + j] = s_o
             da_sum[r, 3 * h + j] = s_g
             sq += dh_tot * dh_tot
+    _sum_rows(da_sum, db)
     return math.sqrt(sq)
 
 
+@inline
+def _sum_rows(a, out):
+    """out[j] = sum_r a[r, j], row after row (each row is still in cache)."""
+    out[:] = 0.0
+    for r in range(a.shape[0]):
+        row = a[r]
+        for j in range(out.shape[0]):
+            out[j] += row[j]
+
+
 @kernel
-def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, one):
+def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, db, one):
     """:func:`lstm_step_backward` for one gradient slot (full BPTT), written to vectorise.
 
-    dh, dc, c_prev, tc: (N, H); gates, da: (N, 4H); ``one`` is 1 in the arrays' dtype
+    dh, dc, c_prev, tc: (N, H); gates, da: (N, 4H); db: (4H,) the sum of da over the rows
+    (added row by row while each row is in cache); ``one`` is 1 in the arrays' dtype
     (a float literal would turn float32 arithmetic into float64). Each loop touches
     at most five arrays, few enough for the compiler's overlap tests, so every loop
     runs in SIMD lanes. Returns ||dh||_2.
     """
     n, h = dh.shape
     dct = np.empty(h, dtype=dh.dtype)
+    db[:] = 0.0
     for r in range(n):
         f, i = gates[r, :h], gates[r, h : 2 * h]
         o, g = gates[r, 2 * h : 3 * h], gates[r, 3 * h :]
@@ -284,4 +298,7 @@ def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, one):
             for j in range(h):
                 da_i[j] = dct[j] * g[j] * (i[j] * (one - i[j]))
                 da_g[j] = dct[j] * i[j] * (g[j] * (one - g[j]))
+        da_r = da[r]
+        for j in range(4 * h):
+            db[j] += da_r[j]
     return math.sqrt(sum_squares(dh.ravel()))

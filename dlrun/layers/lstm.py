@@ -163,6 +163,7 @@ class LSTM(Layer):
         # dC/dz summed over slots; steps before trunc.first get no gradient
         da_all = np.empty((steps, n, 4 * h), dtype=self.dtype)
         da_all[: trunc.first] = 0.0
+        db = np.zeros((steps, 4 * h), dtype=self.dtype)  # per step: dC/dz summed over rows
         norms = np.zeros(steps)
         cand = K.ACTIVATION_CODES[c.candidate_activation]
         learned = c.initial_state == "learned"
@@ -175,17 +176,19 @@ class LSTM(Layer):
             if a == 1:  # full BPTT: one slot, written straight into da_all[t]
                 da_t = da_all[t]
                 norms[t] = K.lstm_step_backward_single(
-                    dh[0], dc[0], gates[t], cs[t], tc[t], cand, da_t, one
+                    dh[0], dc[0], gates[t], cs[t], tc[t], cand, da_t, db[t], one
                 )
             else:
                 da_t = da
-                norms[t] = K.lstm_step_backward(dh, dc, gates[t], cs[t], tc[t], cand, da, da_all[t])
+                norms[t] = K.lstm_step_backward(
+                    dh, dc, gates[t], cs[t], tc[t], cand, da, da_all[t], db[t]
+                )
             if t > 0 or learned:
                 np.matmul(da_t.reshape(a * n, 4 * h), WhT, out=dh.reshape(a * n, h))
         self.state_grad_norms = norms
         da2 = da_all.reshape(steps * n, 4 * h)
         np.matmul(hx[:steps].reshape(steps * n, h + features).T, da2, out=self.grads["W"])
-        np.sum(da2, axis=0, out=self.grads["b"])
+        self.grads["b"][...] = db.sum(axis=0, dtype=np.float64)
         if learned:
             d_h0 = trunc.initial(dh)
             d_c0 = trunc.initial(dc)

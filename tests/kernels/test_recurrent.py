@@ -98,8 +98,9 @@ def test_lstm_step_backward_two_slots(cand):
     dh = rng.standard_normal((2, 3, 5))
     dc = rng.standard_normal((2, 3, 5))
     dc_in = dc.copy()
-    da, da_sum = np.empty((2, 3, 20)), np.empty((3, 20))
-    norm = K.lstm_step_backward(dh, dc, gates, c_prev, tc, K.ACTIVATION_CODES[cand], da, da_sum)
+    da, da_sum, db = np.empty((2, 3, 20)), np.empty((3, 20)), np.full(20, 9.0)
+    code = K.ACTIVATION_CODES[cand]
+    norm = K.lstm_step_backward(dh, dc, gates, c_prev, tc, code, da, da_sum, db)
     dct = dc_in + dh * o * (1 - tc**2)
     want = np.concatenate(
         [
@@ -112,6 +113,7 @@ def test_lstm_step_backward_two_slots(cand):
     )
     np.testing.assert_allclose(da, want, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(da_sum, want.sum(axis=0), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(db, want.sum(axis=(0, 1)), rtol=1e-13, atol=1e-15)  # overwritten
     np.testing.assert_allclose(dc, dct * f, rtol=1e-13)
     assert norm == pytest.approx(np.linalg.norm(dh.sum(axis=0)))
 
@@ -127,12 +129,15 @@ def test_lstm_step_backward_single_slot_matches_the_general_kernel(cand, dtype, 
     dc = rng.standard_normal((1, 3, 5)).astype(dtype)
     code = K.ACTIVATION_CODES[cand]
     dc_general, da, da_sum = dc.copy(), np.empty((1, 3, 20), dtype), np.empty((3, 20), dtype)
-    want_norm = K.lstm_step_backward(dh, dc_general, gates, c_prev, tc, code, da, da_sum)
+    db = np.empty(20, dtype)
+    want_norm = K.lstm_step_backward(dh, dc_general, gates, c_prev, tc, code, da, da_sum, db)
     dc_single, da_single = dc[0].copy(), np.empty((3, 20), dtype)
+    db_single = np.full(20, 9.0, dtype)
     norm = K.lstm_step_backward_single(
-        dh[0], dc_single, gates, c_prev, tc, code, da_single, dtype(1.0)
+        dh[0], dc_single, gates, c_prev, tc, code, da_single, db_single, dtype(1.0)
     )
     assert da_single.dtype == dtype
     np.testing.assert_allclose(da_single, da[0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(db_single, da[0].sum(axis=0), rtol=tol, atol=tol)
     np.testing.assert_allclose(dc_single, dc_general[0], rtol=tol, atol=tol)
     assert norm == pytest.approx(want_norm, rel=tol)
