@@ -127,7 +127,6 @@ class LSTM(Layer):
         # hx[t] = [h_{t-1}, x_t]; hx[steps, :, :h] = h_{T-1} (its x part is never read)
         hx = np.empty((steps + 1, n, h + features), dtype=self.dtype)
         hx[:steps, :, h:] = x.transpose(1, 0, 2)
-        hx[steps, :, h:] = 0.0
         learned = c.initial_state == "learned"
         hx[0, :, :h] = self.params["h0"] if learned else 0.0
         gates = np.empty((steps, n, 4 * h), dtype=self.dtype)  # then the activated gates
