@@ -211,6 +211,7 @@ def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum, db):
     """
     a_n, n, h = dh.shape
     sq = 0.0
+    db[:] = 0.0
     for r in range(n):
         for j in range(h):
             f = gates[r, j]
@@ -250,18 +251,15 @@ def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum, db):
             da_sum[r, 2 * h + j] = s_o
             da_sum[r, 3 * h + j] = s_g
             sq += dh_tot * dh_tot
-    _sum_rows(da_sum, db)
+        _add_row(db, da_sum[r])
     return math.sqrt(sq)
 
 
 @inline
-def _sum_rows(a, out):
-    """out[j] = sum_r a[r, j], row after row (each row is still in cache)."""
-    out[:] = 0.0
-    for r in range(a.shape[0]):
-        row = a[r]
-        for j in range(out.shape[0]):
-            out[j] += row[j]
+def _add_row(out, row):
+    """out += row: one row's share of the bias gradient, added while the row is in cache."""
+    for j in range(out.shape[0]):
+        out[j] += row[j]
 
 
 @kernel
@@ -298,7 +296,5 @@ def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, db, one):
             for j in range(h):
                 da_i[j] = dct[j] * g[j] * (i[j] * (one - i[j]))
                 da_g[j] = dct[j] * i[j] * (g[j] * (one - g[j]))
-        da_r = da[r]
-        for j in range(4 * h):
-            db[j] += da_r[j]
+        _add_row(db, da[r])
     return math.sqrt(sum_squares(dh.ravel()))
