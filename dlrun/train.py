@@ -351,7 +351,7 @@ class Trainer:
         # one float64 pass over every gradient: NaN or inf anywhere makes the sum non-finite
         squares = net.grad_sum_squares()
         norms = [math.sqrt(squares[i]) for _, i in self.weight_layers]
-        if not (math.isfinite(value) and math.isfinite(float(squares.sum()))):
+        if not (math.isfinite(value) and math.isfinite(sum(squares.tolist()))):
             return self._diverged(value, x)
         if self.clip_config is not None:
             from dlrun.clipping import apply_clipping
