@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +13,23 @@ from rich.markup import escape
 
 from dlrun.errors import DlrunError
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+#: Width of tables written to a file or a pipe (rich would cut them at 80 columns).
+PIPE_WIDTH = 200
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich console. On a terminal it takes the terminal's width; written to a file or
+    a pipe (``dlrun runs > runs.txt``, a CI log) it is PIPE_WIDTH columns wide, unless
+    $COLUMNS says otherwise, so that tables keep their cells whole."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(
+        stderr=stderr, highlight=False, soft_wrap=True, width=PIPE_WIDTH if piped else None
+    )
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 STATE = {"debug": False}
 

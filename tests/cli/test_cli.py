@@ -45,6 +45,25 @@ def test_train_runs_and_eval(cfg_file, tmp_path):
     assert invoke("eval", run_dir, "--split", "nope").exit_code == 2
 
 
+def test_tables_written_to_a_pipe_keep_their_cells_whole(cfg_file, tmp_path, monkeypatch):
+    """rich cuts a table to 80 columns when it is not writing to a terminal: a long run
+    name then squeezed the status and best-metric cells to "comp…" and "val_…"."""
+    from dlrun.cli import _util
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(_util, "console", _util.make_console())
+    runs = tmp_path / "runs"
+    name = "a-run-name-long-enough-to-fill-half-a-line"
+    assert invoke("train", cfg_file, "--runs-dir", runs, "-q", "--name", name).exit_code == 0
+    monkeypatch.setattr("dlrun.cli.runs_cmd.console", _util.console)
+    out = invoke("runs", runs).output
+    assert name in out and "completed" in out and "val_loss 0." in out, out
+    assert "…" not in out, out
+    assert _util.console.width == _util.PIPE_WIDTH
+    monkeypatch.setenv("COLUMNS", "90")
+    assert _util.make_console().width == 90
+
+
 def test_config_error_is_one_message_exit_2_no_traceback(tmp_path):
     cfg = small_config()
     cfg["optimiser"] = {"name": "gd"}
