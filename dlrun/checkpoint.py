@@ -64,6 +64,11 @@ def _read(path: Path, wanted: Any) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # else np.load would try it as a pickle and say so
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a dlrun checkpoint (not a complete .npz "
+            f"archive: {path.stat().st_size} bytes, cut short or another kind of file)"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files if wanted(k)}

@@ -139,8 +139,14 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     truncated = tmp_path / "best.npz"
     checkpoint.save(truncated, {"d.W": np.ones(3)}, {"m": np.ones(3)}, {"epoch": 1})
     truncated.write_bytes(truncated.read_bytes()[:-40])
-    with pytest.raises(CheckpointError, match=r"best\.npz is corrupt"):
+    with pytest.raises(CheckpointError, match=r"best\.npz is corrupt") as info:
         checkpoint.load_params(truncated)
+    assert "not a complete .npz archive" in str(info.value)
+    tiny = tmp_path / "tiny.npz"
+    tiny.write_bytes(b"xx")  # np.load alone would call this "pickled (object) data"
+    with pytest.raises(CheckpointError, match=r"not a complete \.npz archive: 2 bytes") as info:
+        checkpoint.load(tiny)
+    assert "pickle" not in str(info.value)
 
 
 def test_load_params_reads_the_parameters_alone(tmp_path, monkeypatch):
