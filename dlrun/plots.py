@@ -24,6 +24,14 @@ def _save(fig: Any, path: Path, tight: bool = True) -> Path:
     return Path(path)
 
 
+def epoch_axis(ax: Any) -> None:
+    """An x axis of epochs: labelled, with ticks on whole epochs only (not 2.5, 7.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def log_y(ax: Any) -> None:
     """A log y axis (call it once the data is drawn) labelled in plain numbers (0.002,
     0.5, 1e-06) at 1, 2 and 5 times the powers of ten, or at the powers alone over more
@@ -59,7 +67,7 @@ def curves(rows: list[dict[str, Any]], path: Path) -> Path:
             values = [r.get(prefix + key, np.nan) for r in rows]
             if not np.all(np.isnan(values)):
                 ax.plot(epochs, values, style, label=("val" if prefix else "train"))
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -78,7 +86,7 @@ def grad_norms(rows: list[dict[str, Any]], path: Path) -> Path:
             label=k[10:] if len(keys) <= 8 else None,
             color=plt.cm.viridis(i / max(len(keys) - 1, 1)),
         )
-    a.set_xlabel("epoch")
+    epoch_axis(a)
     a.set_ylabel("||dC/dW|| (mean over batches)")
     if len(keys) <= 8:
         a.legend(fontsize=7)

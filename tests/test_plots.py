@@ -1,4 +1,5 @@
-"""Figures drawn without axes: the tiled pictures of filters and feature maps."""
+"""Figures: the tiled pictures of filters and feature maps (drawn without axes), and the
+epoch axis of the learning curves."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from dlrun.plots import feature_maps, filters, mosaic
+from dlrun.plots import epoch_axis, feature_maps, filters, mosaic, plt
 
 
 def test_mosaic_lays_tiles_out_in_rows_with_gaps_each_on_its_own_scale():
@@ -40,3 +41,15 @@ def test_filter_and_feature_map_pictures(tmp_path, channels):
     png = matplotlib.image.imread(feature_maps(image, maps, tmp_path / "maps.png"))
     zoom = 84 // 10
     assert png.shape[:2] == ((2 * 11 - 1) * zoom, (10 + 2 + 8 * 11 - 1) * zoom)  # 16 maps
+
+
+@pytest.mark.parametrize("epochs", [3, 20, 60])
+def test_epoch_axis_ticks_whole_epochs_only(epochs):
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(1, epochs + 1), np.linspace(1, 0, epochs))
+    epoch_axis(ax)
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if 1 <= t <= epochs]
+    plt.close(fig)
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    assert ax.get_xlabel() == "epoch"

@@ -53,7 +53,7 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
 
 def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
     """curves.png: loss and accuracy, train and val, mean +- std over seeds per setting."""
-    from dlrun.plots import _save, log_y, plt  # matplotlib only where a figure is drawn
+    from dlrun.plots import _save, epoch_axis, log_y, plt  # matplotlib only where a figure is drawn
 
     folder = Path(folder)
     have_acc = any("accuracy" in r for g in groups for rows in g["curves"] for r in rows)
@@ -74,7 +74,7 @@ def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
                 x, values = _matrix(g["curves"], key)
                 drawn |= _band(ax, x, values, g["label"], colors[i % 10])
         ax.set_title(title)
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         if key.endswith("loss"):
             log_y(ax)
         ax.grid(alpha=0.3)
