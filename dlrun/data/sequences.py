@@ -90,7 +90,14 @@ def read_text(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"text file not found: {path}") from None
+        if path.is_absolute():
+            raise DataError(f"text file not found: {path}") from None
+        raise DataError(
+            f"text file not found: {path} (a relative data.path is read from the current "
+            f"folder, {Path.cwd()}, or the project folder)",
+            hint="run dlrun from the folder the path starts in, or give data.path as an "
+            "absolute path",
+        ) from None
     except OSError as e:
         raise DataError(f"cannot read text file {path}: {e.strerror}") from None
     try:

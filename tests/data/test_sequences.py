@@ -83,6 +83,18 @@ def test_text_next_character(tmp_path):
         assert "".join(vocab[i] for i in seq_y) == text[start + 1 : start + 9]
 
 
+def test_a_missing_relative_text_path_says_where_it_was_read_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = Text.Config(name="text", path="datasets/text/course.txt")
+    with pytest.raises(DataError, match="relative data.path is read from the current") as info:
+        Text(config).load(np.random.default_rng(0))
+    assert str(tmp_path) in info.value.message and "absolute path" in info.value.hint
+    config = Text.Config(name="text", path=str(tmp_path / "none.txt"))
+    with pytest.raises(DataError, match="not found") as info:
+        Text(config).load(np.random.default_rng(0))
+    assert info.value.hint is None
+
+
 def test_text_errors_name_the_file(tmp_path):
     with pytest.raises(DataError, match="not found.*corpus.txt"):
         load_text(tmp_path, None)
