@@ -171,6 +171,10 @@ def child(code: str, *args: str, env: dict | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+#: Seconds between the timed epochs of dlrun and torch in one process (see bench_mlp).
+SETTLE = 0.5
+
+
 def bench_mlp(reps: int, threads: int) -> None:
     from dlrun.config import resolve
     from dlrun.threads import set_threads
@@ -194,8 +198,12 @@ def bench_mlp(reps: int, threads: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         dlrun_epoch(cfg, Path(tmp))  # warm-up: compile or load cached kernels
         for _ in range(reps):
+            # each side starts with the other's threads asleep: OpenBLAS's worker busy-waits
+            # for about 0.1 s after dlrun's last product, OpenMP's after torch's last operation
+            time.sleep(SETTLE)
             ours.append(dlrun_epoch(cfg, Path(tmp)))
             if have_torch:
+                time.sleep(SETTLE)
                 theirs.append(torch_epoch(splits.train.inputs(), splits.train.y, threads))
         m = statistics.median(ours)
         print(f"dlrun  MLP epoch: median {m:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours)})")
