@@ -90,6 +90,12 @@ def grad_norms(rows: list[dict[str, Any]], path: Path) -> Path:
     a.set_ylabel("||dC/dW|| (mean over batches)")
     if len(keys) <= 8:
         a.legend(fontsize=7)
+    else:  # too many layers for a legend: the colour scale says which line is which layer
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        scale = ScalarMappable(Normalize(1, len(keys)), plt.cm.viridis)
+        fig.colorbar(scale, ax=a, pad=0.02, label="layer (1 = nearest the input)")
     a.grid(alpha=0.3)
     first, last = rows[0], rows[-1]
     b.plot(range(1, len(keys) + 1), [first[k] for k in keys], "o-", label="first epoch")

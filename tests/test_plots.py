@@ -53,3 +53,22 @@ def test_epoch_axis_ticks_whole_epochs_only(epochs):
     plt.close(fig)
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
     assert ax.get_xlabel() == "epoch"
+
+
+@pytest.mark.parametrize("layers, legend", [(3, True), (9, False)])
+def test_grad_norm_lines_are_named_by_a_legend_or_a_colour_scale(layers, legend, monkeypatch):
+    """Up to 8 layers each line is in the legend; beyond, a colour bar maps colour to layer."""
+    import dlrun.plots as P
+
+    drawn = []
+    monkeypatch.setattr(P, "_save", lambda fig, path, tight=True: drawn.append(fig))
+    rows = [
+        {"epoch": e, **{f"grad_norm/d{i}": 10.0**-i * e for i in range(layers)}} for e in (1, 2)
+    ]
+    P.grad_norms(rows, None)
+    fig = drawn[0]
+    left = fig.axes[0]
+    assert (left.get_legend() is not None) is legend
+    colorbars = [ax for ax in fig.axes[2:] if ax.get_ylabel().startswith("layer")]
+    assert len(colorbars) == (0 if legend else 1)
+    plt.close(fig)
