@@ -157,8 +157,8 @@ class Network:
         return x
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        """After a training :meth:`forward_steps`: fill every layer's grads; returns dC/dx only if the
-        first layer computes it."""
+        """After a training :meth:`forward_steps`: fill every layer's grads; returns dC/dx
+        only if the first layer computes it."""
         steps = self.steps
         start = 0 if steps and steps[0].input_grad else self.first_step
         for step in reversed(steps[start:]):

@@ -349,9 +349,9 @@ class Trainer:
             value += reg.penalty(ws)
             reg.add_grad(ws, gs)
         # one float64 pass over every gradient: NaN or inf anywhere makes the sum non-finite
-        squares = net.grad_sum_squares()
+        squares = net.grad_sum_squares().tolist()  # a few floats: summed in Python
         norms = [math.sqrt(squares[i]) for _, i in self.weight_layers]
-        if not (math.isfinite(value) and math.isfinite(sum(squares.tolist()))):
+        if not (math.isfinite(value) and math.isfinite(sum(squares))):
             return self._diverged(value, x)
         if self.clip_config is not None:
             from dlrun.clipping import apply_clipping
