@@ -152,3 +152,159 @@ def pooled_weight_grad(
             for kk in range(n_k):
                 dw[f, kk] = acc[f - f0, kk]
             db[f] = acc[f - f0, n_k]
+
+
+# ------------------------------------------------------------- phase-ordered columns
+# For even Ho and Wo, the four pixels of every pooling window can be put in four
+# separate blocks of Q = Ho*Wo/4 columns: column n*P + (2a + b)*Q + oy*(Wo/2) + ox of
+# ``cols`` holds pixel (2*oy + a, 2*ox + b) of image n (the window's "phase" 2a + b is
+# the winner code of the max-pool). The matrix products do not care in which order
+# the columns come, and the pool then compares four contiguous blocks instead of
+# neighbouring pixels, and a window's gradient fills four contiguous blocks: loops
+# that vectorise, without the scattered writes of unpooling into the (Ho, Wo) layout.
+
+
+@parallel_kernel
+def im2col_phased(
+    x: np.ndarray,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    ho: int,
+    wo: int,
+    cols: np.ndarray,
+) -> None:
+    """``kernels.conv.im2col`` with each image's columns in phase order (Ho, Wo even):
+    ``cols[(c*kh + i)*kw + j, n*P + (2a + b)*Q + oy*(Wo/2) + ox]`` =
+    ``x[n, c, (2*oy + a)*sh - ph + i, (2*ox + b)*sw - pw + j]`` (0 in the padding)."""
+    n_batch, n_chan, h, w = x.shape
+    p = ho * wo
+    hq, wq = ho // 2, wo // 2
+    q = hq * wq
+    hp, wp = (ho - 1) * sh + kh, (wo - 1) * sw + kw
+    h_in, w_in = min(h, hp - ph), min(w, wp - pw)
+    for n in prange(n_batch):
+        pad = np.zeros((hp, wp), dtype=x.dtype)
+        for c in range(n_chan):
+            for iy in range(h_in):
+                for ix in range(w_in):
+                    pad[U(iy + ph), U(ix + pw)] = x[U(n), U(c), U(iy), U(ix)]
+            for i in range(kh):
+                for j in range(kw):
+                    dst = cols[U((c * kh + i) * kw + j), U(n * p) : U((n + 1) * p)]
+                    for a in range(2):
+                        for b in range(2):
+                            for oy in range(hq):
+                                src = pad[U((2 * oy + a) * sh + i)]
+                                base = (2 * a + b) * q + oy * wq
+                                for ox in range(wq):
+                                    dst[U(base + ox)] = src[U((2 * ox + b) * sw + j)]
+
+
+@parallel_kernel
+def phased_to_pooled(
+    yt: np.ndarray, b: np.ndarray, relu: bool, y: np.ndarray, code: np.ndarray
+) -> None:
+    """:func:`rows_to_pooled` for phase-ordered columns: ``y[n, f, q]`` = the maximum
+    over the phases k of act(yt[f, n*4Q + k*Q + q] + b[f]), ``code`` its phase (the first
+    maximum); y and code (N, F, Q), yt (F, N*4Q). Selects, not branches."""
+    n_batch, n_filt, q = y.shape
+    zero = yt.dtype.type(0.0)
+    for n in prange(n_batch):
+        base = n * 4 * q
+        for f in range(n_filt):
+            bf = b[f]
+            row = yt[U(f), U(base) : U(base + 4 * q)]
+            for k in range(q):
+                v0 = row[U(k)] + bf
+                v1 = row[U(q + k)] + bf
+                v2 = row[U(2 * q + k)] + bf
+                v3 = row[U(3 * q + k)] + bf
+                if relu:
+                    v0 = v0 if v0 > 0 else zero * v0
+                    v1 = v1 if v1 > 0 else zero * v1
+                    v2 = v2 if v2 > 0 else zero * v2
+                    v3 = v3 if v3 > 0 else zero * v3
+                c1 = v1 > v0
+                best = v1 if c1 else v0
+                w = np.uint8(1) if c1 else np.uint8(0)
+                c2 = v2 > best
+                best = v2 if c2 else best
+                w = np.uint8(2) if c2 else w
+                c3 = v3 > best
+                best = v3 if c3 else best
+                w = np.uint8(3) if c3 else w
+                y[U(n), U(f), U(k)] = best
+                code[U(n), U(f), U(k)] = w
+
+
+@parallel_reduction
+def phased_weight_grad(
+    dy: np.ndarray,
+    y: np.ndarray,
+    code: np.ndarray,
+    relu: bool,
+    cols: np.ndarray,
+    dw: np.ndarray,
+    db: np.ndarray,
+) -> None:
+    """:func:`pooled_weight_grad` for phase-ordered columns: dy, y, code (N, F, Q),
+    cols (K, N*4Q), dw (F, K), db (F,).
+
+    Per sample, each of a block of 8 filters gets its unpooled gradient g (4Q) in
+    cache: phase k of window q holds dy (times [y > 0] with ReLU) if k won, else 0.
+    Then each row of the sample's columns is read once for the 8 dot products. Sums
+    per sample in the input dtype, across samples in float64, in a fixed order.
+    """
+    n_batch, n_filt, q = dy.shape
+    n_k = cols.shape[0]
+    zero = dy.dtype.type(0.0)
+    for first in prange((n_filt + 7) // 8):
+        f0 = first * 8
+        nf = min(8, n_filt - f0)
+        g = np.zeros((8, 4 * q), dtype=dy.dtype)  # rows past nf stay 0
+        masked = np.empty(q, dtype=dy.dtype)
+        acc = np.zeros((8, n_k + 1))  # dW row, then db, per filter
+        for n in range(n_batch):
+            for r in range(nf):
+                f = U(f0 + r)
+                s = 0.0
+                for k in range(q):
+                    v = dy[U(n), f, U(k)]
+                    if relu:
+                        v = v if y[U(n), f, U(k)] > 0 else zero * v
+                    masked[U(k)] = v
+                    s += v
+                acc[r, n_k] += s
+                for phase in range(4):  # one output stream per loop: these vectorise
+                    for k in range(q):
+                        v = masked[U(k)]
+                        g[U(r), U(phase * q + k)] = v if code[U(n), f, U(k)] == phase else zero
+            for kk in range(n_k):
+                src = cols[U(kk), U(n * 4 * q) : U((n + 1) * 4 * q)]
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+                for k in range(4 * q):
+                    c = src[U(k)]
+                    s0 += g[0, U(k)] * c
+                    s1 += g[1, U(k)] * c
+                    s2 += g[2, U(k)] * c
+                    s3 += g[3, U(k)] * c
+                    s4 += g[4, U(k)] * c
+                    s5 += g[5, U(k)] * c
+                    s6 += g[6, U(k)] * c
+                    s7 += g[7, U(k)] * c
+                acc[0, kk] += s0
+                acc[1, kk] += s1
+                acc[2, kk] += s2
+                acc[3, kk] += s3
+                acc[4, kk] += s4
+                acc[5, kk] += s5
+                acc[6, kk] += s6
+                acc[7, kk] += s7
+        for r in range(nf):
+            for kk in range(n_k):
+                dw[f0 + r, kk] = acc[r, kk]
+            db[f0 + r] = acc[r, n_k]

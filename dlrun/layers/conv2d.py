@@ -18,6 +18,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from dlrun.config import Settings
 from dlrun.errors import BuildError
 from dlrun.kernels.conv import col2im, im2col, masked_weight_grad, nchw_to_rows, rows_to_nchw
+from dlrun.kernels.conv_pool import im2col_phased
 from dlrun.layers.base import Layer, Shape
 from dlrun.registry import layers
 
@@ -180,12 +181,14 @@ class Conv2D(Layer):
             buf = self._work[key] = np.empty(size, dtype=self.dtype)
         return buf[:size].reshape(shape)
 
-    def columns(self, x: np.ndarray, cols_key: str) -> np.ndarray:
-        """im2col of a (sub)batch into a scratch buffer: ``cols`` (C*kh*kw, N*Ho*Wo)."""
+    def columns(self, x: np.ndarray, cols_key: str, phased: bool = False) -> np.ndarray:
+        """im2col of a (sub)batch into a scratch buffer: ``cols`` (C*kh*kw, N*Ho*Wo); with
+        ``phased``, each image's columns in pooling-phase order (even Ho and Wo:
+        ``kernels.conv_pool.im2col_phased``)."""
         kh, kw, sh, sw, ph, pw = self._geometry
         ho, wo = self._out_hw
         cols = self._scratch(cols_key, (self.input_shape[0] * kh * kw, x.shape[0] * ho * wo))
-        im2col(x, kh, kw, sh, sw, ph, pw, ho, wo, cols)
+        (im2col_phased if phased else im2col)(x, kh, kw, sh, sw, ph, pw, ho, wo, cols)
         return cols
 
     def rows_of(self, cols: np.ndarray, rows_key: str) -> np.ndarray:

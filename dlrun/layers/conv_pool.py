@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlrun.kernels.conv_pool import pooled_to_rows, pooled_weight_grad, rows_to_pooled
+from dlrun.kernels.conv_pool import (
+    phased_to_pooled,
+    phased_weight_grad,
+    pooled_to_rows,
+    pooled_weight_grad,
+    rows_to_pooled,
+)
 from dlrun.layers import conv2d
 from dlrun.layers.base import Layer
 from dlrun.layers.conv2d import Conv2D
@@ -72,13 +78,26 @@ class ConvPool:
             cols, rows = conv.product(x, "cols", "rows")
             rows_to_pooled(rows, conv.bias, relu, wo, y, code)
             return cols
-        cols = conv.columns(x, "cols")
+        cols = conv.columns(x, "cols", phased=self.phased)
         p = cols.shape[1] // len(x)  # positions per image
+        n, f = y.shape[:2]
+        y_flat, code_flat = y.reshape(n, f, -1), code.reshape(n, f, -1)
         for a in range(0, len(x), TRAIN_CHUNK):
             b = min(a + TRAIN_CHUNK, len(x))
             rows = conv.rows_of(cols[:, a * p : b * p], "rows")
-            rows_to_pooled(rows, conv.bias, relu, wo, y[a:b], code[a:b])
+            if self.phased:
+                phased_to_pooled(rows, conv.bias, relu, y_flat[a:b], code_flat[a:b])
+            else:
+                rows_to_pooled(rows, conv.bias, relu, wo, y[a:b], code[a:b])
         return cols
+
+    @property
+    def phased(self) -> bool:
+        """Whether a first layer's columns go in pooling-phase order
+        (``kernels.conv_pool.im2col_phased``): for even output sizes, where every pixel
+        belongs to one pooling window."""
+        _, ho, wo = self.conv.output_shape
+        return self.conv.weight_grad_from_dy and ho % 2 == 0 and wo % 2 == 0
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         conv = self.conv
@@ -87,6 +106,11 @@ class ConvPool:
         relu = conv.config.activation == "relu"
         _, ho, wo = conv.output_shape
         db = conv.bias_grad()
+        if self.phased:
+            n, f = dy.shape[:2]
+            flat = (a.reshape(n, f, -1) for a in (dy, self._y, self._code))
+            phased_weight_grad(*flat, relu, cols, conv.weight_grad(), db)
+            return None
         if conv.weight_grad_from_dy:
             pooled_weight_grad(dy, self._y, self._code, relu, ho, wo, cols, conv.weight_grad(), db)
             return None

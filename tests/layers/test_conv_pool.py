@@ -52,9 +52,11 @@ def test_conv_then_2x2_maxpool_becomes_one_step():
 @pytest.mark.parametrize(
     "channels, hw, activation, bias",
     [
-        (1, (8, 8), "relu", True),  # first layer K = 9: dW straight from the pooled gradient
+        (1, (8, 8), "relu", True),  # first layer K = 9: dW straight from the pooled gradient,
+        # its columns in pooling-phase order (even sizes)
         (2, (7, 9), "relu", True),  # K = 18, odd sizes: the pools drop a row and a column
         (1, (6, 6), "identity", False),
+        (1, (7, 9), "relu", True),  # K = 9, odd sizes: the columns in their natural order
     ],
 )
 def test_fused_training_pass_equals_layer_by_layer(
@@ -131,6 +133,7 @@ def test_first_layer_product_is_pooled_in_chunks_never_held_whole(monkeypatch):
     rng = np.random.default_rng(2)
     net.train_step_grads(rng.standard_normal((7, 1, 8, 8)), rng.integers(0, 3, size=7))
     first, second = net.layers[0], net.layers[2]
+    assert net.steps[0].phased and not net.steps[1].phased
     assert first._cols.shape == (9, 7 * 64)
     assert first._work["rows"].size == 4 * 3 * 64  # filters x chunk x positions
     assert second._work["rows"].size == 5 * 7 * 16  # not a first layer: the whole batch
