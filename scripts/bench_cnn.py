@@ -17,7 +17,11 @@ Two measurements (``--what``); a real epoch of the CNN config against PyTorch is
 * ``conv``    im2col + GEMM (the layer) against direct loops (jitted here) for the two
               convolutions of the network, forward + backward: the measurement behind the
               choice; and a first layer's dW by ``dY @ cols.T`` against
-              ``masked_weight_grad`` (behind ``conv2d.SMALL_K``).
+              ``masked_weight_grad`` (behind ``conv2d.SMALL_K``);
+* ``order``   the first convolution + max-pool step (forward and dW) with its columns in
+              their natural order against pooling-phase order (``im2col_phased``,
+              ``phased_to_pooled``, ``phased_weight_grad``): the measurement behind
+              ``ConvPool.phased``.
 
     .venv/bin/python scripts/bench_cnn.py                  # both
     .venv/bin/python scripts/bench_cnn.py --what batch --repeats 7
@@ -367,6 +371,57 @@ def compare_weight_grad(c: int, f: int, hw: int, repeats: int, batches: int) -> 
     }
 
 
+def compare_column_order(repeats: int, batches: int) -> dict[str, float]:
+    """The first convolution (1 -> 32 on 28x28, ReLU) and its 2x2 max-pool, forward and
+    dW + db, in a batch of 64: columns in natural order against pooling-phase order."""
+    from dlrun.kernels import conv_pool as K
+    from dlrun.kernels.conv import im2col
+
+    c, f, hw = CONVS[0]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, c, hw, hw)).astype(np.float32)
+    w = rng.standard_normal((f, c * 9)).astype(np.float32)
+    b = np.zeros(f, np.float32)
+    dy = rng.standard_normal((BATCH, f, hw // 2, hw // 2)).astype(np.float32)
+    out = {
+        order: (
+            np.empty((c * 9, BATCH * hw * hw), np.float32),  # columns
+            np.empty((BATCH, f, hw // 2, hw // 2), np.float32),  # pooled maps
+            np.empty((BATCH, f, hw // 2, hw // 2), np.uint8),  # winners
+            np.empty((f, c * 9), np.float32),  # dW
+            np.empty(f, np.float32),  # db
+        )
+        for order in ("natural", "phased")
+    }
+
+    def step(order: str) -> None:
+        cols, y, code, dw, db = out[order]
+        phased = order == "phased"
+        (K.im2col_phased if phased else im2col)(x, 3, 3, 1, 1, 1, 1, hw, hw, cols)
+        rows = w @ cols
+        if phased:
+            flat = [a.reshape(BATCH, f, -1) for a in (dy, y, code)]
+            K.phased_to_pooled(rows, b, True, flat[1], flat[2])
+            K.phased_weight_grad(*flat, True, cols, dw, db)
+        else:
+            K.rows_to_pooled(rows, b, True, hw, y, code)
+            K.pooled_weight_grad(dy, y, code, True, hw, hw, cols, dw, db)
+
+    step("natural"), step("phased")
+    for i in (1, 2, 3):  # the same pooled maps, winners and gradients
+        np.testing.assert_allclose(out["phased"][i], out["natural"][i], rtol=1e-4, atol=1e-4)
+    times: dict[str, list[float]] = {"natural": [], "phased": []}
+    for _ in range(repeats * batches):
+        for order in times:
+            times[order].append(timed(lambda o=order: step(o), 1))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "natural_ms": 1e3 * med["natural"],
+        "phased_ms": 1e3 * med["phased"],
+        "phased_over_natural": med["phased"] / med["natural"],
+    }
+
+
 def bench_conv(repeats: int, batches: int) -> dict[str, Any]:
     """im2col + GEMM (the layer) against direct loops for the two convolutions of the network,
     and the two ways of a first layer's weight gradient (K = 9 and, for contrast, 27)."""
@@ -381,7 +436,7 @@ def bench_conv(repeats: int, batches: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--what", choices=["all", "batch", "conv"], default="all")
+    parser.add_argument("--what", choices=["all", "batch", "conv", "order"], default="all")
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds (medians)")
     parser.add_argument("--batches", type=int, default=20, help="batches timed per round")
     parser.add_argument(
@@ -424,6 +479,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{key:<22} im2col+GEMM {r['im2col_ms']:7.2f} ms   direct loops "
                 f"{r['direct_ms']:7.2f} ms   direct/im2col {r['direct_over_im2col']:.2f}x"
             )
+    if args.what in ("all", "order"):
+        r = report["order"] = compare_column_order(args.repeats, args.batches)
+        print(
+            f"first conv + pool, forward and dW: natural column order {r['natural_ms']:.2f} ms"
+            f"   pooling-phase order {r['phased_ms']:.2f} ms"
+            f"   ratio {r['phased_over_natural']:.2f}x"
+        )
     if args.what in ("all", "batch"):
         r = report["batch"] = bench_batch(args)
         print(
