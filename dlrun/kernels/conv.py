@@ -52,6 +52,17 @@ def valid_range(pad: int, tap: int, stride: int, size: int, n_out: int) -> tuple
 U = np.uintp
 
 
+@inline
+def copy_into_padding(plane: np.ndarray, ph: int, pw: int, pad: np.ndarray) -> None:
+    """``pad[iy + ph, ix + pw] = plane[iy, ix]`` for the pixels of ``plane`` (H, W) that fall
+    inside ``pad``; the rest of ``pad`` (its zero border) is left as it is."""
+    h_in = min(plane.shape[0], pad.shape[0] - ph)
+    w_in = min(plane.shape[1], pad.shape[1] - pw)
+    for iy in range(h_in):
+        for ix in range(w_in):
+            pad[U(iy + ph), U(ix + pw)] = plane[U(iy), U(ix)]
+
+
 @parallel_kernel
 def im2col(
     x: np.ndarray,
@@ -74,16 +85,13 @@ def im2col(
     windows, so every column row is then a plain copy with no padding tests (25% faster
     than testing the valid range of each output row, for the CNN's second convolution).
     """
-    n_batch, n_chan, h, w = x.shape
+    n_batch, n_chan = x.shape[0], x.shape[1]
     p = ho * wo
     hp, wp = (ho - 1) * sh + kh, (wo - 1) * sw + kw  # the padded plane the windows cover
-    h_in, w_in = min(h, hp - ph), min(w, wp - pw)  # input pixels inside it
     for n in prange(n_batch):
         pad = np.zeros((hp, wp), dtype=x.dtype)
         for c in range(n_chan):
-            for iy in range(h_in):
-                for ix in range(w_in):
-                    pad[U(iy + ph), U(ix + pw)] = x[U(n), U(c), U(iy), U(ix)]
+            copy_into_padding(x[n, c], ph, pw, pad)
             for i in range(kh):
                 for j in range(kw):
                     dst = cols[U((c * kh + i) * kw + j), U(n * p) : U((n + 1) * p)]

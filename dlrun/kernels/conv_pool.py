@@ -26,7 +26,7 @@ import numpy as np
 from numba import prange
 
 from dlrun.kernels._jit import inline, parallel_kernel, parallel_reduction
-from dlrun.kernels.conv import add_column_dots
+from dlrun.kernels.conv import add_column_dots, copy_into_padding
 
 U = np.uintp
 
@@ -180,18 +180,15 @@ def im2col_phased(
     """``kernels.conv.im2col`` with each image's columns in phase order (Ho, Wo even):
     ``cols[(c*kh + i)*kw + j, n*P + (2a + b)*Q + oy*(Wo/2) + ox]`` =
     ``x[n, c, (2*oy + a)*sh - ph + i, (2*ox + b)*sw - pw + j]`` (0 in the padding)."""
-    n_batch, n_chan, h, w = x.shape
+    n_batch, n_chan = x.shape[0], x.shape[1]
     p = ho * wo
     hq, wq = ho // 2, wo // 2
     q = hq * wq
     hp, wp = (ho - 1) * sh + kh, (wo - 1) * sw + kw
-    h_in, w_in = min(h, hp - ph), min(w, wp - pw)
     for n in prange(n_batch):
         pad = np.zeros((hp, wp), dtype=x.dtype)
         for c in range(n_chan):
-            for iy in range(h_in):
-                for ix in range(w_in):
-                    pad[U(iy + ph), U(ix + pw)] = x[U(n), U(c), U(iy), U(ix)]
+            copy_into_padding(x[n, c], ph, pw, pad)
             for i in range(kh):
                 for j in range(kw):
                     dst = cols[U((c * kh + i) * kw + j), U(n * p) : U((n + 1) * p)]
