@@ -146,13 +146,14 @@ def rows_to_nchw(yt: np.ndarray, b: np.ndarray, y: np.ndarray, relu: bool = Fals
     With ``relu``, y = max(0, .) in the same pass (0 * NaN keeps a NaN visible).
     """
     n_batch, n_filt, p = y.shape
+    zero = y.dtype.type(0.0)
     for n in prange(n_batch):
         for f in range(n_filt):
             bf = b[f]
             if relu:
                 for q in range(p):
                     v = yt[U(f), U(n * p + q)] + bf
-                    y[U(n), U(f), U(q)] = v if v > 0 else 0.0 * v
+                    y[U(n), U(f), U(q)] = v if v > 0 else zero * v
             else:
                 for q in range(p):
                     y[U(n), U(f), U(q)] = yt[U(f), U(n * p + q)] + bf
@@ -170,6 +171,7 @@ def nchw_to_rows(
     over p mod 4, added at the end), so it is deterministic.
     """
     n_batch, n_filt, p = dy.shape
+    zero = dy.dtype.type(0.0)
     for f in prange(n_filt):
         s0 = s1 = s2 = s3 = 0.0
         for n in range(n_batch):
@@ -177,7 +179,7 @@ def nchw_to_rows(
             if relu:
                 for q in range(p):
                     g = dy[U(n), U(f), U(q)]
-                    dyt[U(f), U(base + q)] = g if y[U(n), U(f), U(q)] > 0 else 0.0 * g
+                    dyt[U(f), U(base + q)] = g if y[U(n), U(f), U(q)] > 0 else zero * g
                 src = dyt[U(f), U(base) : U(base + p)]  # sum what was written
             else:
                 src = dy[U(n), U(f)]
@@ -246,7 +248,7 @@ def masked_weight_grad(
                 for q in range(p):
                     v = dy[U(n), U(f), U(q)]
                     if relu and not y[U(n), U(f), U(q)] > 0:
-                        v = 0.0 * v
+                        v = dy.dtype.type(0.0) * v
                     g[U(q)] = v
                     s += v
                 acc[f - f0, n_k] += s

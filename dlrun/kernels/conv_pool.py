@@ -38,7 +38,7 @@ def pooled_grad(
     """dy at one pooled position, times ReLU's derivative [y > 0] (0 * NaN stays NaN)."""
     g = dy[U(n), U(f), U(oy), U(ox)]
     if relu and not y[U(n), U(f), U(oy), U(ox)] > 0:
-        g = 0.0 * g
+        g = dy.dtype.type(0.0) * g
     return g
 
 
@@ -57,6 +57,7 @@ def rows_to_pooled(
     from the product ``yt`` (F, N*Ho*Wo) and the bias ``b`` (F,)."""
     n_batch, n_filt, hp, wp = y.shape
     p = yt.shape[1] // n_batch
+    zero = y.dtype.type(0.0)
     for n in prange(n_batch):
         z = np.empty(2 * wo, dtype=y.dtype)  # two rows of act(yt + b): one row of windows
         for f in range(n_filt):
@@ -65,7 +66,7 @@ def rows_to_pooled(
                 top = n * p + 2 * oy * wo
                 for q in range(2 * wo):
                     v = yt[U(f), U(top + q)] + bf
-                    z[U(q)] = v if not relu or v > 0 else 0.0 * v
+                    z[U(q)] = v if not relu or v > 0 else zero * v
                 for ox in range(wp):
                     best = z[U(2 * ox)]
                     k = 0
