@@ -87,17 +87,20 @@ def test_fused_training_pass_equals_layer_by_layer(
     np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=tol, atol=tol)
 
 
-def test_fused_network_passes_gradcheck_end_to_end():
+@pytest.mark.parametrize("shape", [(1, 6, 7), (1, 6, 8)])  # (1, 6, 8): phased columns
+def test_fused_network_passes_gradcheck_end_to_end(shape):
     """check_network's end-to-end check runs the training steps (ConvPool included)
     against central differences in float64."""
     cfg = resolve(cnn_config(3, 4))
-    reports = check_network(cfg, (1, 6, 7), batch=2, seed=0)
+    reports = check_network(cfg, shape, batch=2, seed=0)
     assert all(r.passed for r in reports), "\n".join(r.text() for r in reports)
-    net = build(cnn_config(3, 4), (1, 6, 7))
+    net = build(cnn_config(3, 4), shape)
     assert isinstance(net.steps[0], ConvPool)
+    assert net.steps[0].phased == (shape[2] % 2 == 0)
 
 
-def test_fused_evaluation_in_chunks_equals_layer_by_layer(monkeypatch):
+@pytest.mark.parametrize("hw", [(7, 6), (8, 6)])  # the first layer's columns phased for (8, 6)
+def test_fused_evaluation_in_chunks_equals_layer_by_layer(hw, monkeypatch):
     """Evaluation runs the pair as one step too, in chunks of EVAL_CHUNK inputs (a first
     layer's in TRAIN_CHUNK), in the training buffers, forgetting the training batch's
     columns (as the convolution alone does)."""
@@ -107,10 +110,11 @@ def test_fused_evaluation_in_chunks_equals_layer_by_layer(monkeypatch):
     monkeypatch.setattr(conv_module, "EVAL_CHUNK", 3)
     monkeypatch.setattr(conv_pool, "TRAIN_CHUNK", 2)
     cfg = cnn_config(3, 4)
-    fused, plain = build(cfg, (1, 7, 6)), build(cfg, (1, 7, 6))
+    fused, plain = build(cfg, (1, *hw)), build(cfg, (1, *hw))
     plain.plan_training(fuse=False)
+    assert fused.steps[0].phased == (hw[0] % 2 == 0)
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((7, 1, 7, 6))
+    x = rng.standard_normal((7, 1, *hw))
     fused.train_step_grads(x, rng.integers(0, 3, size=7))
     assert fused.layers[0]._cols is not None
     np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=1e-12)
