@@ -5,7 +5,8 @@ Every kernel in ``dlrun/kernels`` is decorated with :func:`kernel` (or
 ``cache=True`` keeps compiled machine code in ``__pycache__`` so only the first
 run compiles. ``error_model="numpy"`` lets divisions vectorise (no Python
 ZeroDivisionError checks); ``fastmath`` stays off so results match NumPy,
-except for :func:`reduction`.
+except for the sums of :func:`reduction` and the fused multiply-adds of
+:func:`fused_multiply_add`.
 """
 
 from __future__ import annotations
