@@ -254,8 +254,9 @@ def phased_weight_grad(
 
     Per sample, each of a block of 8 filters gets its unpooled gradient g (4Q) in
     cache: phase k of window q holds dy (times [y > 0] with ReLU) if k won, else 0.
-    Then each row of the sample's columns is read once for the 8 dot products. Sums
-    per sample in the input dtype, across samples in float64, in a fixed order.
+    Then each row of the sample's columns is read once for the 8 dot products. The
+    dot products per sample are summed in the input dtype, the bias gradient and the
+    sums across samples in float64, in a fixed order.
     """
     n_batch, n_filt, q = dy.shape
     n_k = cols.shape[0]
