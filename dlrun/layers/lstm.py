@@ -54,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from dlrun.kernels import blas
 from dlrun.kernels import recurrent as K
 from dlrun.layers.base import Layer, Shape
 from dlrun.layers.rnn import RecurrentConfig, Truncation, output_grads, sequence_shape
@@ -135,9 +136,14 @@ class LSTM(Layer):
         cs[0] = self.params["c0"] if learned else 0.0
         cand = K.ACTIVATION_CODES[c.candidate_activation]
         approx, k = K.use_approximation(self.dtype), K.constants(self.dtype)
-        for t in range(steps):
-            np.matmul(hx[t], W, out=gates[t])
-            K.lstm_step_forward(gates[t], b, cs[t], cs[t + 1], tc[t], hx[t + 1], cand, approx, k)
+        if blas.available():  # the same steps, in one kernel call
+            K.lstm_forward(hx, W, b, gates, cs, tc, cand, approx, k)
+        else:
+            for t in range(steps):
+                np.matmul(hx[t], W, out=gates[t])
+                K.lstm_step_forward(
+                    gates[t], b, cs[t], cs[t + 1], tc[t], hx[t + 1], cand, approx, k
+                )
         if keep:
             self._hx, self._gates, self._cs, self._tc = hx, gates, cs, tc
         if c.return_sequences:
@@ -155,7 +161,8 @@ class LSTM(Layer):
         WhT = np.ascontiguousarray(W[:h].T)  # C order: ~5% faster products than the view
         trunc = Truncation(c.bptt_steps, steps, c.return_sequences)
         a = trunc.slots
-        dy_at = output_grads(np.asarray(dy, dtype=self.dtype), steps, c.return_sequences)
+        dy = np.asarray(dy, dtype=self.dtype)
+        dy_at = output_grads(dy, steps, c.return_sequences)
         dh = np.zeros((a, n, h), dtype=self.dtype)  # dC/dh_t per slot
         dc = np.zeros((a, n, h), dtype=self.dtype)  # dC/dC_t per slot
         da = np.empty((a, n, 4 * h), dtype=self.dtype) if a > 1 else None
@@ -167,23 +174,33 @@ class LSTM(Layer):
         cand = K.ACTIVATION_CODES[c.candidate_activation]
         learned = c.initial_state == "learned"
         one = self.dtype.type(1.0)
-        for t in range(steps - 1, trunc.first - 1, -1):
-            dy_t = dy_at(t)
-            trunc.inject(dh, t, dy_t)
-            if trunc.ring:
-                dc[t % a] = 0.0  # a new chain starts with no cell gradient
-            if a == 1:  # full BPTT: one slot, written straight into da_all[t]
-                da_t = da_all[t]
-                norms[t] = K.lstm_step_backward_single(
-                    dh[0], dc[0], gates[t], cs[t], tc[t], cand, da_t, db[t], one
-                )
+        if not trunc.truncated and blas.available():  # full BPTT: the loop below, in one call
+            if c.return_sequences:
+                dy_steps = np.ascontiguousarray(dy.transpose(1, 0, 2))
             else:
-                da_t = da
-                norms[t] = K.lstm_step_backward(
-                    dh, dc, gates[t], cs[t], tc[t], cand, da, da_all[t], db[t]
-                )
-            if t > 0 or learned:
-                np.matmul(da_t.reshape(a * n, 4 * h), WhT, out=dh.reshape(a * n, h))
+                dy_steps = np.empty((0, n, h), dtype=self.dtype)
+                dh[0] = dy
+            K.lstm_backward(
+                dy_steps, WhT, gates, cs, tc, cand, dh[0], dc[0], da_all, db, norms, learned
+            )
+        else:
+            for t in range(steps - 1, trunc.first - 1, -1):
+                dy_t = dy_at(t)
+                trunc.inject(dh, t, dy_t)
+                if trunc.ring:
+                    dc[t % a] = 0.0  # a new chain starts with no cell gradient
+                if a == 1:  # full BPTT: one slot, written straight into da_all[t]
+                    da_t = da_all[t]
+                    norms[t] = K.lstm_step_backward_single(
+                        dh[0], dc[0], gates[t], cs[t], tc[t], cand, da_t, db[t], one
+                    )
+                else:
+                    da_t = da
+                    norms[t] = K.lstm_step_backward(
+                        dh, dc, gates[t], cs[t], tc[t], cand, da, da_all[t], db[t]
+                    )
+                if t > 0 or learned:
+                    np.matmul(da_t.reshape(a * n, 4 * h), WhT, out=dh.reshape(a * n, h))
         self.state_grad_norms = norms
         da2 = da_all.reshape(steps * n, 4 * h)
         np.matmul(hx[:steps].reshape(steps * n, h + features).T, da2, out=self.grads["W"])

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from dlrun.errors import BuildError
 from dlrun.gradcheck import check_layer
+from dlrun.kernels import blas
 from dlrun.layers.lstm import LSTM
 from tests import naive_recurrent as naive
 
@@ -41,9 +42,20 @@ CASES = [
 ]
 
 
+@pytest.fixture(params=["kernel loop", "python loop"])
+def time_loop(request, monkeypatch):
+    """Both ways through the steps: one kernel call (BLAS called from Numba), or the
+    Python loop used when NumPy's BLAS cannot be called from a kernel."""
+    if request.param == "kernel loop" and not blas.available():
+        pytest.skip("NumPy's BLAS is not an ILP64 OpenBLAS: only the Python loop exists")
+    if request.param == "python loop":
+        monkeypatch.setattr(blas, "available", lambda: False)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-11), (np.float32, 2e-5)])
 @pytest.mark.parametrize("config", CASES)
-def test_matches_numpy_reference(config, dtype, tol):
+def test_matches_numpy_reference(config, dtype, tol, time_loop):
     steps = 6
     layer = make(dtype, steps=steps, **config)
     rng = np.random.default_rng(3)
