@@ -4,11 +4,12 @@ The layers do the matrix products with NumPy's BLAS (the RNN: the input projecti
 of all time steps in one product, the recurrent product once per step; the LSTM: one
 product per step over the rows [h_{t-1}, x_t]); the step kernels do what lies between
 two products: add the pieces, apply the gate nonlinearities, update the cell, and
-(backward) multiply by the derivatives. ``lstm_forward`` and ``lstm_backward`` run
-all steps of the LSTM in one call, its per-step products through :func:`blas.gemm`
-(the same BLAS routine, called from the kernel): 4-6% faster per training batch than
-the same loop in Python, which the layer keeps for truncated BPTT and for NumPy
-builds whose BLAS the kernels cannot call.
+(backward) multiply by the derivatives. ``rnn_forward``/``rnn_backward`` and
+``lstm_forward``/``lstm_backward`` run all steps in one call, the per-step products
+through :func:`blas.gemm` (the same BLAS routine, called from the kernel): 4-6%
+faster per Fashion-MNIST LSTM training batch than the same loop in Python, 1.2x
+(LSTM) and 1.4-1.8x (RNN) for 32 units over 100 steps. The layers keep the Python
+loop for truncated BPTT and for NumPy builds whose BLAS the kernels cannot call.
 
 Backward kernels work on ``A`` "slots" of gradient at once, shape (A, N, H):
 with truncated BPTT each slot carries the gradient of one output time step
@@ -146,6 +147,41 @@ def rnn_step_backward(ds, s, act, dz, dz_sum):
             dz_sum[r, j] = tot
             sq += dtot * dtot
     return math.sqrt(sq)
+
+
+@kernel
+def rnn_forward(zx, W, b, s, act, approx, k):
+    """All T steps of the RNN forward in one call: S_t = f(zx[t] + S_{t-1} W + b), the
+    product through :func:`blas.gemm`, then :func:`rnn_step_forward`.
+
+    zx: (T, N, H) the input projections X_t U; W: (H, H); b: (H,);
+    s: (T + 1, N, H) with s[0] = S_{-1} on entry; each step writes S_t into s[t + 1].
+    """
+    for t in range(zx.shape[0]):
+        gemm(s[t], W, s[t + 1])
+        rnn_step_forward(zx[t], s[t + 1], b, s[t + 1], act, approx, k)
+
+
+@kernel
+def rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, to_initial):
+    """Full backpropagation through time in one call, t = T-1 .. 0: dC/dS_t += dy_t;
+    :func:`rnn_step_backward`; dC/dS_{t-1} = dC/dz_t W^T.
+
+    dy_steps: (T, N, H) output gradients of every step, or (0, N, H) when the only
+    output is S_{T-1}, whose gradient the caller puts in ds. WT: (H, H) W transposed;
+    s: the states kept by :func:`rnn_forward`. ds, dz: (1, N, H), one gradient slot;
+    ds holds dC/dS_{-1} on exit when ``to_initial`` (a learned initial state), else the
+    product of step 0 is skipped. Writes dz_all: (T, N, H) dC/dz, norms: (T,) ||dC/dS_t||.
+    """
+    steps, n = dz_all.shape[0], dz_all.shape[1]
+    every = dy_steps.shape[0] > 0
+    for t in range(steps - 1, -1, -1):
+        if every:
+            for r in range(n):
+                _add_row(ds[0, r], dy_steps[t, r])
+        norms[t] = rnn_step_backward(ds, s[t + 1], act, dz, dz_all[t])
+        if t > 0 or to_initial:
+            gemm(dz[0], WT, ds[0])
 
 
 # --------------------------------------------------------------------------- lstm

@@ -37,6 +37,7 @@ from pydantic import Field
 
 from dlrun.config import Settings
 from dlrun.errors import BuildError
+from dlrun.kernels import blas
 from dlrun.kernels import recurrent as K
 from dlrun.layers.base import Layer, Shape
 from dlrun.registry import layers
@@ -158,9 +159,12 @@ class RNN(Layer):
         W, b = self.params["W"], self.params["b"]
         act = K.ACTIVATION_CODES[c.activation]
         approx, k = K.use_approximation(self.dtype), K.constants(self.dtype)
-        for t in range(steps):
-            np.matmul(s[t], W, out=s[t + 1])
-            K.rnn_step_forward(zx[t], s[t + 1], b, s[t + 1], act, approx, k)
+        if blas.available():  # the same steps, in one kernel call
+            K.rnn_forward(zx, W, b, s, act, approx, k)
+        else:
+            for t in range(steps):
+                np.matmul(s[t], W, out=s[t + 1])
+                K.rnn_step_forward(zx[t], s[t + 1], b, s[t + 1], act, approx, k)
         self._xt, self._s = xt, s
         if c.return_sequences:
             return np.ascontiguousarray(s[1:].transpose(1, 0, 2))
@@ -174,7 +178,8 @@ class RNN(Layer):
         W = self.params["W"]
         trunc = Truncation(c.bptt_steps, steps, c.return_sequences)
         a = trunc.slots
-        dy_at = output_grads(np.asarray(dy, dtype=self.dtype), steps, c.return_sequences)
+        dy = np.asarray(dy, dtype=self.dtype)
+        dy_at = output_grads(dy, steps, c.return_sequences)
         ds = np.zeros((a, n, h), dtype=self.dtype)  # dC/dS_t, one row block per slot
         dz = np.empty_like(ds)
         dz_all = np.empty((steps, n, h), dtype=self.dtype)  # sum over slots, per step
@@ -182,11 +187,20 @@ class RNN(Layer):
         norms = np.zeros(steps)
         act = K.ACTIVATION_CODES[c.activation]
         need_initial = c.initial_state == "learned"
-        for t in range(steps - 1, trunc.first - 1, -1):
-            trunc.inject(ds, t, dy_at(t))
-            norms[t] = K.rnn_step_backward(ds, s[t + 1], act, dz, dz_all[t])
-            if t > 0 or need_initial:
-                np.matmul(dz.reshape(a * n, h), W.T, out=ds.reshape(a * n, h))
+        if not trunc.truncated and blas.available():  # full BPTT: the loop below, in one call
+            if c.return_sequences:
+                dy_steps = np.ascontiguousarray(dy.transpose(1, 0, 2))
+            else:
+                dy_steps = np.empty((0, n, h), dtype=self.dtype)
+                ds[0] = dy
+            WT = np.ascontiguousarray(W.T)
+            K.rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, need_initial)
+        else:
+            for t in range(steps - 1, trunc.first - 1, -1):
+                trunc.inject(ds, t, dy_at(t))
+                norms[t] = K.rnn_step_backward(ds, s[t + 1], act, dz, dz_all[t])
+                if t > 0 or need_initial:
+                    np.matmul(dz.reshape(a * n, h), W.T, out=ds.reshape(a * n, h))
         self.state_grad_norms = norms
         dz2 = dz_all.reshape(steps * n, h)
         np.matmul(xt.reshape(steps * n, features).T, dz2, out=self.grads["U"])

@@ -8,7 +8,6 @@ from pydantic import ValidationError
 
 from dlrun.errors import BuildError
 from dlrun.gradcheck import check_layer
-from dlrun.kernels import blas
 from dlrun.layers.lstm import LSTM
 from tests import naive_recurrent as naive
 
@@ -40,17 +39,6 @@ CASES = [
     dict(return_sequences=True, initial_state="learned", bptt_steps=1),
     dict(return_sequences=True, bptt_steps=6),  # k = T: full BPTT
 ]
-
-
-@pytest.fixture(params=["kernel loop", "python loop"])
-def time_loop(request, monkeypatch):
-    """Both ways through the steps: one kernel call (BLAS called from Numba), or the
-    Python loop used when NumPy's BLAS cannot be called from a kernel."""
-    if request.param == "kernel loop" and not blas.available():
-        pytest.skip("NumPy's BLAS is not an ILP64 OpenBLAS: only the Python loop exists")
-    if request.param == "python loop":
-        monkeypatch.setattr(blas, "available", lambda: False)
-    return request.param
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-11), (np.float32, 2e-5)])

@@ -51,7 +51,7 @@ CASES = [
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-11), (np.float32, 2e-5)])
 @pytest.mark.parametrize("config", CASES)
-def test_matches_numpy_reference(config, dtype, tol):
+def test_matches_numpy_reference(config, dtype, tol, time_loop):
     steps = 6
     layer = make(dtype, steps=steps, **config)
     rng = np.random.default_rng(3)
