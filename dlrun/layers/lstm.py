@@ -57,7 +57,13 @@ from pydantic import Field
 from dlrun.kernels import blas
 from dlrun.kernels import recurrent as K
 from dlrun.layers.base import Layer, Shape
-from dlrun.layers.rnn import RecurrentConfig, Truncation, output_grads, sequence_shape
+from dlrun.layers.rnn import (
+    RecurrentConfig,
+    Truncation,
+    output_grads,
+    sequence_shape,
+    step_grads,
+)
 from dlrun.registry import layers
 
 #: Rows per pass in evaluation mode: bounds the work memory of a big predict batch.
@@ -175,11 +181,9 @@ class LSTM(Layer):
         learned = c.initial_state == "learned"
         one = self.dtype.type(1.0)
         if not trunc.truncated and blas.available():  # full BPTT: the loop below, in one call
-            if c.return_sequences:
-                dy_steps = np.ascontiguousarray(dy.transpose(1, 0, 2))
-            else:
-                dy_steps = np.empty((0, n, h), dtype=self.dtype)
+            if not c.return_sequences:
                 dh[0] = dy
+            dy_steps = step_grads(dy, c.return_sequences)
             K.lstm_backward(
                 dy_steps, WhT, gates, cs, tc, cand, dh[0], dc[0], da_all, db, norms, learned
             )

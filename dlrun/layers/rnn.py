@@ -112,6 +112,14 @@ def output_grads(dy: np.ndarray, steps: int, return_sequences: bool):
     return lambda t: dy if t == steps - 1 else None
 
 
+def step_grads(dy: np.ndarray, return_sequences: bool) -> np.ndarray:
+    """dC/dy as the one-call backward kernels take it: (T, N, H) time-major with
+    ``return_sequences``, else empty (0, N, H) (the caller starts the chain with dy)."""
+    if return_sequences:
+        return np.ascontiguousarray(dy.transpose(1, 0, 2))
+    return np.empty((0, *dy.shape), dtype=dy.dtype)
+
+
 @layers.register("rnn")
 class RNN(Layer):
     """Simple recurrent layer S_t = f(X_t U + S_{t-1} W + b), trained by (truncated) BPTT."""
@@ -188,12 +196,10 @@ class RNN(Layer):
         act = K.ACTIVATION_CODES[c.activation]
         need_initial = c.initial_state == "learned"
         if not trunc.truncated and blas.available():  # full BPTT: the loop below, in one call
-            if c.return_sequences:
-                dy_steps = np.ascontiguousarray(dy.transpose(1, 0, 2))
-            else:
-                dy_steps = np.empty((0, n, h), dtype=self.dtype)
+            if not c.return_sequences:
                 ds[0] = dy
             WT = np.ascontiguousarray(W.T)
+            dy_steps = step_grads(dy, c.return_sequences)
             K.rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, need_initial)
         else:
             for t in range(steps - 1, trunc.first - 1, -1):
