@@ -2,7 +2,7 @@
 
     python scripts/bench_epoch.py cnn            # configs/cnn_fashion_mnist.yaml (issue #4)
     python scripts/bench_epoch.py lstm           # configs/lstm_fashion_rows.yaml (issue #5)
-    python scripts/bench_epoch.py cnn --reps 5 --threads 2
+    python scripts/bench_epoch.py cnn --reps 7 --threads 2   # default: 5 rounds
 
 dlrun side: ``dlrun.train.train`` on the config itself with ``train.epochs=1``
 (data, Adam, metrics, checkpoints: everything a user runs); the epoch time is
@@ -161,7 +161,9 @@ def have_torch() -> bool:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=sorted(CONFIGS))
-    parser.add_argument("--reps", type=int, default=3, help="epochs of each, alternating")
+    parser.add_argument(
+        "--reps", type=int, default=5, help="epochs of each, alternating (default 5)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
     args = parser.parse_args(argv)
     config = str(ROOT / CONFIGS[args.kind])
