@@ -149,6 +149,13 @@ def rnn_step_backward(ds, s, act, dz, dz_sum):
     return math.sqrt(sq)
 
 
+@inline
+def _add_row(out, row):
+    """out += row (a bias gradient's or an output gradient's row, while it is in cache)."""
+    for j in range(out.shape[0]):
+        out[j] += row[j]
+
+
 @kernel
 def rnn_forward(zx, W, b, s, act, approx, k):
     """All T steps of the RNN forward in one call: S_t = f(zx[t] + S_{t-1} W + b), the
@@ -299,13 +306,6 @@ def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum, db):
     return math.sqrt(sq)
 
 
-@inline
-def _add_row(out, row):
-    """out += row: one row's share of the bias gradient, added while the row is in cache."""
-    for j in range(out.shape[0]):
-        out[j] += row[j]
-
-
 @kernel
 def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, db, one):
     """:func:`lstm_step_backward` for one gradient slot (full BPTT), written to vectorise.
@@ -372,7 +372,7 @@ def lstm_backward(dy_steps, WhT, gates, cs, tc, cand, dh, dc, da, db, norms, to_
     else the product of step 0 is skipped. Writes da: (T, N, 4H) dC/dz, db: (T, 4H)
     its row sums, norms: (T,) ||dC/dh_t||_2.
     """
-    steps, n, h = tc.shape
+    steps, n = tc.shape[0], tc.shape[1]
     one = gates.dtype.type(1.0)
     every = dy_steps.shape[0] > 0
     for t in range(steps - 1, -1, -1):
