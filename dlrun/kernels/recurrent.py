@@ -22,14 +22,18 @@ cannot vectorise the loop; that made the gate kernels ~4x slower than the
 products around them. In float32 the kernels therefore use a rational
 approximation that vectorises:
 
-    tanh(x) ~= a P(a^2) / Q(a^2),  a = clip(x, -9, 9),   deg P = deg Q = 4
+    tanh(x) ~= a P(a^2) / Q(a^2),  a = clip(x, -c, c),   deg P = deg Q = 4
     sigmoid(x) = (1 + tanh(x / 2)) / 2
 
 fitted (weighted least squares, see ``TANH_P``/``TANH_Q``) to a maximum
-absolute error of 2e-8 in exact arithmetic on (-9, 9): below float32's half ulp
-at 1 (6e-8); beyond, it is exactly +-1 (as float32's tanh). Evaluated in float32
-with fused multiply-adds (the forward kernels allow them) it stays within 3.2e-7
-(5 ulp) of ``np.tanh``, and is clamped to [-1, 1]. The
+absolute error of 2e-8 in exact arithmetic on (-9, 9). float32's tanh rounds
+to +-1 from |x| = 9.011 on, and the fit crosses 1 at 9.035: with the clip point
+c = 9.05 and the result clamped to [-1, 1] it is exactly +-1 from c on, with no
+test of x in the loop (the two selects that had set +-1 beyond a clip point
+of 9 took a fifth of an LSTM step's gate kernel). The largest error beyond 9
+is then 2.8e-8 in exact arithmetic, below float32's half ulp at 1 (3e-8).
+Evaluated in float32 with fused multiply-adds (the forward kernels
+allow them) it stays within 3.2e-7 (5 ulp) of ``np.tanh``. The
 derivatives are taken from the outputs (1 - t^2, s (1 - s)) as for the exact
 functions. float64 uses the exact libm functions (``approx=False``), so
 float64 results match NumPy to rounding and gradient checks are exact.
@@ -50,8 +54,8 @@ from dlrun.kernels.penalties import sum_squares
 #: Numerator and denominator coefficients of the tanh approximation, in powers of a^2.
 TANH_P = (9.99999907e-01, 1.33731534e-01, 3.48652777e-03, 2.04708945e-05, 1.31828783e-08)
 TANH_Q = (1.0, 4.67064503e-01, 2.58417770e-02, 3.27129471e-04, 7.70212091e-07)
-#: Beyond |x| > 9, tanh(x) rounds to +-1 in float32.
-TANH_CLIP = 9.0
+#: The clip point c: the fit is >= 1 from |x| = 9.035 on, so clamped it is exactly +-1 from c.
+TANH_CLIP = 9.05
 
 TANH = 0
 SIGMOID = 1
@@ -81,10 +85,7 @@ def _tanh(x, approx, k):
     z = a * a
     p = k[0] + z * (k[1] + z * (k[2] + z * (k[3] + z * k[4])))
     q = k[5] + z * (k[6] + z * (k[7] + z * (k[8] + z * k[9])))
-    # the fit misses 1 by an ulp near the clip point: |tanh| <= 1, and exactly 1 from it on
-    r = min(max(a * p / q, -k[12]), k[12])
-    r = k[12] if a >= k[10] else r
-    return -k[12] if a <= -k[10] else r
+    return min(max(a * p / q, -k[12]), k[12])  # |tanh| <= 1; exactly 1 from the clip on
 
 
 @inline
