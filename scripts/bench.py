@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -105,6 +107,58 @@ def torch_epoch(x, y, threads: int = 2) -> float:
         loss = lossf(model(xt[idx]), yt[idx])
         loss.backward()
         opt.step()
+    return time.perf_counter() - start
+
+
+SIZES = (784, 256, 128, 10)
+
+
+def products_epoch(n: int, library: str, threads: int = 2, batch: int = 64) -> float:
+    """Seconds for the matrix products of one MLP epoch alone, with no other work: per
+    batch the three forward products, the three weight gradients and the two input
+    gradients (neither side computes dC/dx of the first layer), on random data.
+
+    ``numpy``: the calls dlrun's dense layer makes (NumPy's BLAS, weights (in, out));
+    ``torch``: the ones PyTorch's linear layers make (weights (out, in)). Both sides of
+    the epoch benchmark do at least this much, so ``products / torch epoch`` is the
+    lowest ratio any implementation on NumPy's BLAS could reach."""
+    rng = np.random.default_rng(0)
+    rows = [batch] * (n // batch) + ([n % batch] if n % batch else [])
+    xs = {m: rng.random((m, SIZES[0]), dtype=np.float32) for m in set(rows)}
+    if library == "numpy":
+        ws = [rng.random((a, b), dtype=np.float32) for a, b in zip(SIZES, SIZES[1:])]
+        dws = [np.empty_like(w) for w in ws]
+
+        def step(x):
+            acts = [x]
+            for w in ws:
+                acts.append(np.dot(acts[-1], w))
+            dz = acts[-1]
+            for i in (2, 1, 0):
+                np.dot(acts[i].T, dz, out=dws[i])
+                if i:
+                    dz = np.dot(dz, ws[i].T)
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+        ws = [torch.rand(b, a) for a, b in zip(SIZES, SIZES[1:])]
+        bs = [torch.zeros(b) for b in SIZES[1:]]
+        xs = {m: torch.from_numpy(x) for m, x in xs.items()}
+
+        def step(x):
+            acts = [x]
+            for w, b in zip(ws, bs):
+                acts.append(torch.addmm(b, acts[-1], w.t()))
+            dz = acts[-1]
+            for i in (2, 1, 0):
+                torch.mm(dz.t(), acts[i])
+                if i:
+                    dz = torch.mm(dz, ws[i])
+
+    start = time.perf_counter()
+    for m in rows:
+        step(xs[m])
     return time.perf_counter() - start
 
 
@@ -216,6 +270,17 @@ def bench_mlp(reps: int, threads: int) -> None:
             print(
                 f"ratio dlrun / torch: {m / mt:.2f}  (target <= 0.5); per round: "
                 f"{' '.join(f'{r:.2f}' for r in rounds)}, median {statistics.median(rounds):.2f}"
+            )
+        if have_torch:
+            # the floor under the ratio: the same products with nothing else, each library
+            floor = {"numpy": [], "torch": []}
+            for _ in range(reps):
+                for library in floor:
+                    floor[library].append(products_epoch(len(splits.train), library, threads))
+            mp, tp = (statistics.median(floor[k]) for k in ("numpy", "torch"))
+            print(
+                f"matrix products alone, one epoch: NumPy's BLAS {mp:.3f} s, torch {tp:.3f} s; "
+                f"NumPy's / torch's fastest epoch ({min(theirs):.3f} s) = {mp / min(theirs):.2f}"
             )
         # start-up: process start to first batch, warm cache
         env = {"DLRUN_THREADS": str(threads)}
