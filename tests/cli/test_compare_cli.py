@@ -198,7 +198,15 @@ def test_ctrl_c_with_local_processes_stops_cleanly(cfg_file, tmp_path):
         "--set",
         "train.epochs=400",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT as a terminal delivers it: a pytest started as a background job of a
+    # non-interactive shell ignores SIGINT, and its children would inherit that
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     cells = runs / "small" / "cells"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(cells.glob("*/metrics.csv"))) < 2:
