@@ -314,11 +314,11 @@ def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, db, one):
     dh, dc, c_prev, tc: (N, H); gates, da: (N, 4H); db: (4H,) the sum of da over the rows
     (added row by row while each row is in cache); ``one`` is 1 in the arrays' dtype
     (a float literal would turn float32 arithmetic into float64). Each loop touches
-    at most five arrays, few enough for the compiler's overlap tests, so every loop
-    runs in SIMD lanes. Returns ||dh||_2.
+    at most four arrays, few enough for the compiler's overlap tests, so every loop
+    runs in SIMD lanes; dC_t is kept in ``dc`` itself (a separate row array for it took
+    1.35x as long), which is why dC_{t-1} = dC_t * f comes last. Returns ||dh||_2.
     """
     n, h = dh.shape
-    dct = np.empty(h, dtype=dh.dtype)
     db[:] = 0.0
     for r in range(n):
         f, i = gates[r, :h], gates[r, h : 2 * h]
@@ -326,21 +326,22 @@ def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, db, one):
         da_f, da_i = da[r, :h], da[r, h : 2 * h]
         da_o, da_g = da[r, 2 * h : 3 * h], da[r, 3 * h :]
         dh_r, dc_r, t_r, cp = dh[r], dc[r], tc[r], c_prev[r]
-        for j in range(h):
-            dct[j] = dc_r[j] + dh_r[j] * o[j] * (one - t_r[j] * t_r[j])
+        for j in range(h):  # dC_t, in place
+            dc_r[j] = dc_r[j] + dh_r[j] * o[j] * (one - t_r[j] * t_r[j])
         for j in range(h):
             da_o[j] = dh_r[j] * t_r[j] * (o[j] * (one - o[j]))
         for j in range(h):
-            da_f[j] = dct[j] * cp[j] * (f[j] * (one - f[j]))
-            dc_r[j] = dct[j] * f[j]
+            da_i[j] = dc_r[j] * g[j] * (i[j] * (one - i[j]))
         if cand == 0:
             for j in range(h):
-                da_i[j] = dct[j] * g[j] * (i[j] * (one - i[j]))
-                da_g[j] = dct[j] * i[j] * (one - g[j] * g[j])
+                da_g[j] = dc_r[j] * i[j] * (one - g[j] * g[j])
         else:
             for j in range(h):
-                da_i[j] = dct[j] * g[j] * (i[j] * (one - i[j]))
-                da_g[j] = dct[j] * i[j] * (g[j] * (one - g[j]))
+                da_g[j] = dc_r[j] * i[j] * (g[j] * (one - g[j]))
+        for j in range(h):
+            da_f[j] = dc_r[j] * cp[j] * (f[j] * (one - f[j]))
+        for j in range(h):  # dC_{t-1}
+            dc_r[j] = dc_r[j] * f[j]
         _add_row(db, da[r])
     return math.sqrt(sum_squares(dh.ravel()))
 
