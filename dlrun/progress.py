@@ -81,7 +81,7 @@ class Progress:
         for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
             if key in metrics:
                 value = metrics[key]
-                parts.append(f"{key} {value:.4g}" if key != "seconds" else f"{value:.2f}s")
+                parts.append(f"{key} {value:.4g}" if key != "seconds" else duration(value))
         return "  ".join(parts)
 
     def note(self, text: str) -> None:
@@ -92,3 +92,8 @@ class Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+def duration(seconds: float) -> str:
+    """An epoch's time: milliseconds below 0.1 s (a small network's epoch would read 0.00s)."""
+    return f"{seconds * 1e3:.1f}ms" if seconds < 0.1 else f"{seconds:.2f}s"
