@@ -53,8 +53,21 @@ def flops_per_sample(kind: str) -> float:
     return 2 * inputs + 3 * recurrent + 3 * 2 * hidden * 10
 
 
+# each child: one warm-up evaluation pass, then the median of three timed ones
+EVAL_MEDIAN = """
+def eval_median(evaluate):
+    evaluate()
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        result = evaluate()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[1], result
+"""
+
 DLRUN = (
     PEAK_MIB
+    + EVAL_MEDIAN
     + """
 import json, sys, time
 from dlrun.threads import set_threads
@@ -65,19 +78,15 @@ result = train(sys.argv[1], runs_dir=sys.argv[2], overrides=["train.epochs=1"])
 seconds = result.summary["final"]["seconds"]
 peak = peak_mib()
 _, net, splits, targets = load_run(result.run_dir)
-evaluate(net, splits.test, targets)  # warm
-times = []
-for _ in range(3):  # the median of three passes
-    t = time.perf_counter()
-    metrics = evaluate(net, splits.test, targets)
-    times.append(time.perf_counter() - t)
-print(json.dumps({"seconds": seconds, "peak_mib": peak, "eval_s": sorted(times)[1],
+eval_s, metrics = eval_median(lambda: evaluate(net, splits.test, targets))
+print(json.dumps({"seconds": seconds, "peak_mib": peak, "eval_s": eval_s,
                   "samples": len(splits.train), "test_accuracy": metrics["accuracy"]}))
 """
 )
 
 TORCH = (
     PEAK_MIB
+    + EVAL_MEDIAN
     + """
 import json, sys, time
 import numpy as np, torch
@@ -129,13 +138,8 @@ def evaluate():
         for i in range(0, len(yt), 256):
             correct += int((model(inputs(xt[i : i + 256])).argmax(1) == yt[i : i + 256]).sum())
     return correct / len(yt)
-evaluate()
-times = []
-for _ in range(3):  # the median of three passes
-    t = time.perf_counter()
-    accuracy = evaluate()
-    times.append(time.perf_counter() - t)
-print(json.dumps({"seconds": seconds, "peak_mib": peak, "eval_s": sorted(times)[1],
+eval_s, accuracy = eval_median(evaluate)
+print(json.dumps({"seconds": seconds, "peak_mib": peak, "eval_s": eval_s,
                   "samples": len(y_all), "test_accuracy": accuracy}))
 """
 )

@@ -83,15 +83,14 @@ class ConvPool:
             cols, rows = conv.product(x, "cols", "rows")
             rows_to_pooled(rows, conv.bias, relu, wo, y, code)
             return cols
-        phased = self.phased
-        cols = conv.columns(x, "cols", phased=phased)
+        cols = conv.columns(x, "cols", phased=self.phased)
         p = cols.shape[1] // len(x)  # positions per image
         n, f = y.shape[:2]
         y_flat, code_flat = y.reshape(n, f, -1), code.reshape(n, f, -1)
         for a in range(0, len(x), TRAIN_CHUNK):
             b = min(a + TRAIN_CHUNK, len(x))
             rows = conv.rows_of(cols[:, a * p : b * p], "rows")
-            if phased:
+            if self.phased:
                 phased_to_pooled(rows, conv.bias, relu, y_flat[a:b], code_flat[a:b])
             else:
                 rows_to_pooled(rows, conv.bias, relu, wo, y[a:b], code[a:b])

@@ -168,7 +168,6 @@ class LSTM(Layer):
         trunc = Truncation(c.bptt_steps, steps, c.return_sequences)
         a = trunc.slots
         dy = np.asarray(dy, dtype=self.dtype)
-        dy_at = output_grads(dy, steps, c.return_sequences)
         dh = np.zeros((a, n, h), dtype=self.dtype)  # dC/dh_t per slot
         dc = np.zeros((a, n, h), dtype=self.dtype)  # dC/dC_t per slot
         da = np.empty((a, n, 4 * h), dtype=self.dtype) if a > 1 else None
@@ -188,6 +187,7 @@ class LSTM(Layer):
                 dy_steps, WhT, gates, cs, tc, cand, dh[0], dc[0], da_all, db, norms, learned
             )
         else:
+            dy_at = output_grads(dy, steps, c.return_sequences)
             for t in range(steps - 1, trunc.first - 1, -1):
                 dy_t = dy_at(t)
                 trunc.inject(dh, t, dy_t)

@@ -187,7 +187,6 @@ class RNN(Layer):
         trunc = Truncation(c.bptt_steps, steps, c.return_sequences)
         a = trunc.slots
         dy = np.asarray(dy, dtype=self.dtype)
-        dy_at = output_grads(dy, steps, c.return_sequences)
         ds = np.zeros((a, n, h), dtype=self.dtype)  # dC/dS_t, one row block per slot
         dz = np.empty_like(ds)
         dz_all = np.empty((steps, n, h), dtype=self.dtype)  # sum over slots, per step
@@ -202,6 +201,7 @@ class RNN(Layer):
             dy_steps = step_grads(dy, c.return_sequences)
             K.rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, need_initial)
         else:
+            dy_at = output_grads(dy, steps, c.return_sequences)
             for t in range(steps - 1, trunc.first - 1, -1):
                 trunc.inject(ds, t, dy_at(t))
                 norms[t] = K.rnn_step_backward(ds, s[t + 1], act, dz, dz_all[t])
