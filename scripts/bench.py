@@ -1,6 +1,8 @@
 """Benchmarks (not tests): dlrun against PyTorch CPU on the same machine, in the same run.
 
     python scripts/bench.py mlp [--reps 5]     # issue targets: MLP epoch, start-up, compile, memory
+                                               # (and two floors: the products alone, and the
+                                               # epoch as one Numba call, bench_mlp_floor.py)
     python scripts/bench.py optim | cnn | lstm | compare   # the other benchmarks (see each script)
     python scripts/bench.py epoch cnn | lstm   # a real config epoch against PyTorch
 
@@ -223,9 +225,23 @@ def bench_mlp(reps: int, threads: int) -> None:
         have_torch = True
     except ImportError:
         have_torch = False
-    ours, theirs, floor = [], [], []
+    ours, theirs, floor, fused = [], [], [], []
+    from bench_mlp_floor import fused_epoch, mlp_params
+
+    train_split = splits.train
+    sizes = (int(np.prod(train_split.x.shape[1:])), 256, 128, 10)
+    perm_rng = np.random.default_rng(0)
+
+    def one_call_epoch() -> float:
+        perm = perm_rng.permutation(len(train_split))
+        return fused_epoch(
+            train_split.x, train_split.y, perm, mlp_params(sizes),
+            train_split.scale, train_split.offset,
+        )[0]  # fmt: skip
+
     with tempfile.TemporaryDirectory() as tmp:
         dlrun_epoch(cfg, Path(tmp))  # warm-up: compile or load cached kernels
+        one_call_epoch()
         for _ in range(reps):
             # each side starts with the other's threads asleep: OpenBLAS's worker busy-waits
             # for about 0.1 s after dlrun's last product, OpenMP's after torch's last operation
@@ -237,6 +253,9 @@ def bench_mlp(reps: int, threads: int) -> None:
                 # the floor under the ratio, in the same minute: the products alone
                 time.sleep(SETTLE)
                 floor.append(products_epoch(len(splits.train)))
+                # the floor of dlrun's own work: the whole epoch as one Numba call
+                time.sleep(SETTLE)
+                fused.append(one_call_epoch())
         m = statistics.median(ours)
         print(f"dlrun  MLP epoch: median {m:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours)})")
         if theirs:
@@ -249,12 +268,23 @@ def bench_mlp(reps: int, threads: int) -> None:
                 f"ratio dlrun / torch: {m / mt:.2f}  (target <= 0.5); per round: "
                 f"{' '.join(f'{r:.2f}' for r in rounds)}, median {statistics.median(rounds):.2f}"
             )
+            # the fastest epoch of each side is the one least slowed by the machine's slow phases
+            print(f"ratio of the fastest epochs: {min(ours) / min(theirs):.2f}")
         if floor:
             per_round = [p / t for p, t in zip(floor, theirs)]
             print(
                 f"matrix products alone (NumPy's BLAS), one epoch: median {statistics.median(floor):.3f} s;"
                 f" per round / torch's epoch: {' '.join(f'{r:.2f}' for r in per_round)}, "
-                f"median {statistics.median(per_round):.2f}"
+                f"median {statistics.median(per_round):.2f}; "
+                f"fastest / torch's fastest: {min(floor) / min(theirs):.2f}"
+            )
+        if fused:
+            per_round = [f / t for f, t in zip(fused, theirs)]
+            print(
+                f"the epoch as one Numba call (dlrun's kernels and guard, no Python between them): "
+                f"median {statistics.median(fused):.3f} s; per round / torch's epoch: "
+                f"{' '.join(f'{r:.2f}' for r in per_round)}, median {statistics.median(per_round):.2f}; "
+                f"fastest / torch's fastest: {min(fused) / min(theirs):.2f}"
             )
         # start-up: process start to first batch, warm cache
         env = {"DLRUN_THREADS": str(threads)}
