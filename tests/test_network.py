@@ -141,12 +141,12 @@ def test_no_input_gradient_before_the_first_trained_layer():
 
 def test_evaluation_passes_are_at_most_eval_batch_inputs():
     """predict (and evaluate, which uses the same default) bounds the activations it holds:
-    the first layer never sees more than EVAL_BATCH inputs at once, and the outputs equal
-    one pass over everything."""
+    the first step (a layer, or a run of dense layers) never sees more than EVAL_BATCH
+    inputs at once, and the outputs equal one pass over everything."""
     from dlrun.network import EVAL_BATCH
 
     net = build(small_config())
-    first = net.layers[0]
+    first = net.steps[0]
     seen, forward = [], first.forward
     first.forward = lambda x, training: (seen.append(len(x)), forward(x, training))[1]
     x = np.random.default_rng(2).standard_normal((3 * EVAL_BATCH + 5, 2))

@@ -7,6 +7,8 @@ training batch. A kernel that runs the whole loop in Numba calls the BLAS
 directly instead, with :func:`gemm`:
 
     gemm(a, b, c)      c = a @ b        a: (M, K), b: (K, N), c: (M, N), rows contiguous
+    gemm_tn(a, b, c)   c = a.T @ b      a: (K, M), b: (K, N)
+    gemm_nt(a, b, c)   c = a @ b.T      a: (M, K), b: (N, K)
 
 It is the same OpenBLAS routine that ``np.matmul`` calls (found through
 threadpoolctl, by its cblas symbol), with the same threads, so the results are
@@ -78,27 +80,55 @@ def gemm(a, b, c):
     raise NotImplementedError("gemm is only callable from a Numba kernel")
 
 
-@overload(gemm)
-def _gemm(a, b, c):
-    if not all(isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C" for x in (a, b, c)):
-        return None
-    if not a.dtype == b.dtype == c.dtype:
-        return None
-    if a.dtype == types.float32:
-        call, real = _sgemm, np.float32
-    elif a.dtype == types.float64:
-        call, real = _dgemm, np.float64
-    else:
-        return None
+def gemm_tn(a, b, c):
+    """c = a.T @ b: a: (K, M), b: (K, N), c: (M, N), as :func:`gemm` (a weight gradient
+    x^T dz, with x and dz as they are stored)."""
+    raise NotImplementedError("gemm_tn is only callable from a Numba kernel")
 
-    def impl(a, b, c):
-        m, k = a.shape
-        n = b.shape[1]
-        if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
-            raise ValueError("gemm: the shapes of a @ b and c do not match")
-        call(
-            _ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, real(1.0),
-            a.ctypes.data, k, b.ctypes.data, n, real(0.0), c.ctypes.data, n,
-        )  # fmt: skip
 
-    return impl
+def gemm_nt(a, b, c):
+    """c = a @ b.T: a: (M, K), b: (N, K), c: (M, N), as :func:`gemm` (an input gradient
+    dz W^T, with W as it is stored)."""
+    raise NotImplementedError("gemm_nt is only callable from a Numba kernel")
+
+
+_TRANS = 112
+
+
+def _overload_gemm(trans_a: bool, trans_b: bool):
+    """The Numba implementation of c = op(a) @ op(b), op transposing where asked."""
+
+    def typer(a, b, c):
+        if not all(
+            isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C" for x in (a, b, c)
+        ):
+            return None
+        if not a.dtype == b.dtype == c.dtype:
+            return None
+        if a.dtype == types.float32:
+            call, real = _sgemm, np.float32
+        elif a.dtype == types.float64:
+            call, real = _dgemm, np.float64
+        else:
+            return None
+        flag_a = _TRANS if trans_a else _NO_TRANS
+        flag_b = _TRANS if trans_b else _NO_TRANS
+
+        def impl(a, b, c):
+            m, k = (a.shape[1], a.shape[0]) if trans_a else (a.shape[0], a.shape[1])
+            kb, n = (b.shape[1], b.shape[0]) if trans_b else (b.shape[0], b.shape[1])
+            if kb != k or c.shape[0] != m or c.shape[1] != n:
+                raise ValueError("gemm: the shapes of op(a) @ op(b) and c do not match")
+            call(
+                _ROW_MAJOR, flag_a, flag_b, m, n, k, real(1.0),
+                a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], real(0.0), c.ctypes.data, n,
+            )  # fmt: skip
+
+        return impl
+
+    return typer
+
+
+overload(gemm)(_overload_gemm(False, False))
+overload(gemm_tn)(_overload_gemm(True, False))
+overload(gemm_nt)(_overload_gemm(False, True))

@@ -48,6 +48,7 @@ class ConvPool:
 
     def __init__(self, conv: Conv2D, pool: MaxPool2D) -> None:
         self.conv, self.pool = conv, pool
+        self.layers = (conv, pool)
         self.name = f"{conv.name}+{pool.name}"
 
     @property

@@ -59,3 +59,39 @@ def test_gemm_rejects_mismatched_shapes():
         product(a, b, c)
     with pytest.raises(ValueError, match="shapes"):
         product(np.ones((2, 4)), b, np.ones((3, 5)))
+
+
+@njit(cache=True)
+def product_tn(a, b, c):
+    blas.gemm_tn(a, b, c)
+
+
+@njit(cache=True)
+def product_nt(a, b, c):
+    blas.gemm_nt(a, b, c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 7), (784, 64, 256), (9, 1, 17)])
+def test_transposed_gemms_match_numpy_on_the_stored_arrays(dtype, m, k, n):
+    """x.T @ dz and dz @ W.T as the dense layer writes them with np.dot: the same bits."""
+    rng = np.random.default_rng(m + 7 * n)
+    a = rng.standard_normal((k, m)).astype(dtype)  # stored (K, M): op(a) = a.T
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c = np.full((m, n), np.nan, dtype=dtype)
+    product_tn(a, b, c)
+    np.testing.assert_array_equal(c, np.dot(a.T, b))
+    a2 = rng.standard_normal((m, k)).astype(dtype)
+    b2 = rng.standard_normal((n, k)).astype(dtype)  # stored (N, K): op(b) = b.T
+    c2 = np.full((m, n), np.nan, dtype=dtype)
+    product_nt(a2, b2, c2)
+    np.testing.assert_array_equal(c2, np.dot(a2, b2.T))
+
+
+def test_transposed_gemms_reject_mismatched_shapes():
+    with pytest.raises(ValueError, match="shapes"):
+        product_tn(np.ones((3, 2)), np.ones((4, 5)), np.ones((2, 5)))
+    with pytest.raises(ValueError, match="shapes"):
+        product_nt(np.ones((2, 3)), np.ones((5, 4)), np.ones((2, 5)))
+    with pytest.raises(ValueError, match="shapes"):
+        product_nt(np.ones((2, 3)), np.ones((5, 3)), np.ones((2, 4)))
