@@ -270,22 +270,21 @@ def bench_mlp(reps: int, threads: int) -> None:
             )
             # the fastest epoch of each side is the one least slowed by the machine's slow phases
             print(f"ratio of the fastest epochs: {min(ours) / min(theirs):.2f}")
-        if floor:
-            per_round = [p / t for p, t in zip(floor, theirs)]
-            print(
-                f"matrix products alone (NumPy's BLAS), one epoch: median {statistics.median(floor):.3f} s;"
-                f" per round / torch's epoch: {' '.join(f'{r:.2f}' for r in per_round)}, "
-                f"median {statistics.median(per_round):.2f}; "
-                f"fastest / torch's fastest: {min(floor) / min(theirs):.2f}"
-            )
-        if fused:
-            per_round = [f / t for f, t in zip(fused, theirs)]
-            print(
-                f"the epoch as one Numba call (dlrun's kernels and guard, no Python between them): "
-                f"median {statistics.median(fused):.3f} s; per round / torch's epoch: "
-                f"{' '.join(f'{r:.2f}' for r in per_round)}, median {statistics.median(per_round):.2f}; "
-                f"fastest / torch's fastest: {min(fused) / min(theirs):.2f}"
-            )
+        for what, times in (
+            ("matrix products alone (NumPy's BLAS), one epoch", floor),
+            (
+                "the epoch as one Numba call (dlrun's kernels and guard, no Python between them)",
+                fused,
+            ),
+        ):
+            if times:
+                per_round = [f / t for f, t in zip(times, theirs)]
+                print(
+                    f"{what}: median {statistics.median(times):.3f} s; per round / torch's epoch: "
+                    f"{' '.join(f'{r:.2f}' for r in per_round)}, "
+                    f"median {statistics.median(per_round):.2f}; "
+                    f"fastest / torch's fastest: {min(times) / min(theirs):.2f}"
+                )
         # start-up: process start to first batch, warm cache
         env = {"DLRUN_THREADS": str(threads)}
         starts = [
