@@ -7,9 +7,10 @@ NumPy's BLAS called from inside Numba (``kernels/blas.py``), and no Python, laye
 trainer, progress or metrics rows between them:
 
     x = X[idx] / 255                               gather_rows
-    a1 = relu(x W1 + b1), a2 = relu(a1 W2 + b2)    sgemm + bias_act_forward
-    z = a2 W3 + b3, C and dC/dz                    sgemm + bias_act_forward + softmax_cross_entropy
-    dC/dW_l = a_{l-1}^T dz_l, dC/db_l, dz_{l-1}    sgemm (transposed operands) + act_backward_bias
+    a1 = relu(x W1 + b1), a2 = relu(a1 W2 + b2),   stack_forward (the dense step's kernel)
+    z = a2 W3 + b3
+    C and dC/dz                                    softmax_cross_entropy
+    dC/dW_l, dC/db_l, dz_{l-1}                     stack_backward
     sum g^2 per tensor; stop if not finite         segment_sum_squares (the divergence guard,
                                                    which also gives the per-layer norms)
     w <- w - lr g                                  gd_step
@@ -29,73 +30,53 @@ import numpy as np
 from numba import njit
 
 from dlrun.kernels import blas
-from dlrun.kernels.activations import IDENTITY, RELU, act_backward_bias, bias_act_forward
+from dlrun.kernels.activations import IDENTITY, RELU
 from dlrun.kernels.data import gather_rows
+from dlrun.kernels.dense import stack_backward, stack_forward
 from dlrun.kernels.losses import softmax_cross_entropy
 from dlrun.kernels.metrics import argmax_hits
 from dlrun.kernels.optim import gd_step
 from dlrun.kernels.penalties import segment_sum_squares
 
-_ROW_MAJOR, _N, _T = 101, 111, 112
-
 
 @njit(cache=True, nogil=True)
-def _mm(trans_a, trans_b, a, b, c):
-    """c = op(a) @ op(b) (float32, C-contiguous 2-D arrays; op transposes when asked)."""
-    m, n = c.shape
-    k = a.shape[0] if trans_a == _T else a.shape[1]
-    blas._sgemm(
-        _ROW_MAJOR, trans_a, trans_b, m, n, k, np.float32(1.0),
-        a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], np.float32(0.0), c.ctypes.data, n,
-    )  # fmt: skip
+def _epoch(x, scale, offset, y, perm, params, grads, bounds, layout, lr, batch, norms):
+    """One epoch of gd on a run of dense layers (``layout`` as in ``kernels.dense``)
+    ending in softmax + cross-entropy.
 
-
-@njit(cache=True, nogil=True)
-def _epoch(x, scale, offset, y, perm, params, grads, bounds, sizes, lr, batch, norms):
-    """One epoch of gd on a dense ReLU network ending in softmax + cross-entropy.
-
-    x: (n, features), any dtype, seen as x * scale + offset (float32); y: (n,) int64; params, grads: flat float32 buffers holding
-    W1, b1, W2, b2, ... in that order (``bounds`` as in ``Network.bounds``); sizes:
-    (features, units_1, ..., classes). Adds each batch's per-layer ||dC/dW|| to ``norms``.
-    Returns (summed loss, hits, batches), or batches = -1 if a gradient was not finite.
+    x: (n, features), any dtype, seen as x * scale + offset (float32); y: (n,) int64;
+    params, grads: flat float32 buffers holding W1, b1, W2, b2, ... in that order
+    (``bounds`` as in ``Network.bounds``). Adds each batch's per-layer ||dC/dW|| to
+    ``norms``. Returns (summed loss, hits, batches), or batches = -1 if a gradient was
+    not finite.
     """
     f32 = np.float32
-    n_layers = sizes.shape[0] - 1
-    acts = [np.empty((batch, sizes[l]), f32) for l in range(n_layers + 1)]
-    deltas = [np.empty((batch, sizes[l]), f32) for l in range(n_layers + 1)]  # [0]: unused
-    w = [
-        params[bounds[2 * l] : bounds[2 * l + 1]].reshape((sizes[l], sizes[l + 1]))
-        for l in range(n_layers)
-    ]
-    gw = [
-        grads[bounds[2 * l] : bounds[2 * l + 1]].reshape((sizes[l], sizes[l + 1]))
-        for l in range(n_layers)
-    ]
-    b = [params[bounds[2 * l + 1] : bounds[2 * l + 2]] for l in range(n_layers)]
-    gb = [grads[bounds[2 * l + 1] : bounds[2 * l + 2]] for l in range(n_layers)]
-    squares = np.empty(2 * n_layers)
+    n_layers = layout.shape[0]
+    n_out = layout[n_layers - 1, 3]
+    width = layout[:, 3].sum()
+    xb = np.empty((batch, layout[0, 2]), f32)
+    acts = np.empty(batch * width, f32)
+    dy = np.empty((batch, n_out), f32)
+    zeros = np.zeros(layout[:, 3].max(), f32)  # biases of layers without one (none here)
+    scratch = np.empty_like(zeros)
+    slopes = np.zeros(n_layers)
+    no_dx = np.empty((0, layout[0, 2]), f32)
+    squares = np.empty(bounds.shape[0] - 1)
     labels = np.empty(batch, np.int64)
     total, hits, steps = 0.0, 0, 0
     for start in range(0, perm.shape[0], batch):
         idx = perm[start : start + batch]
         m = idx.shape[0]
-        a = [t[:m] for t in acts]
-        d = [t[:m] for t in deltas]
         for i in range(m):
             labels[i] = y[idx[i]]
-        gather_rows(x, idx, scale, offset, scale != 1, offset != 0, a[0])
-        for l in range(n_layers):
-            _mm(_N, _N, a[l], w[l], a[l + 1])
-            code = IDENTITY if l == n_layers - 1 else RELU
-            bias_act_forward(a[l + 1], b[l], code, f32(0.0), a[l + 1])
-        total += softmax_cross_entropy(a[n_layers], labels[:m], d[n_layers]) * m
-        hits += argmax_hits(a[n_layers], labels[:m])
-        for l in range(n_layers - 1, -1, -1):
-            if l < n_layers - 1:  # the loss gave dC/dy of the last layer
-                _mm(_N, _T, d[l + 2], w[l + 1], d[l + 1])
-            code = IDENTITY if l == n_layers - 1 else RELU
-            act_backward_bias(d[l + 1], a[l + 1], code, f32(0.0), d[l + 1], gb[l])
-            _mm(_T, _N, a[l], d[l + 1], gw[l])
+        gather_rows(x, idx, scale, offset, scale != 1, offset != 0, xb[:m])
+        stack_forward(xb[:m], params, zeros, layout, slopes, acts[: m * width])
+        logits = acts[m * (width - n_out) : m * width].reshape((m, n_out))
+        total += softmax_cross_entropy(logits, labels[:m], dy[:m]) * m
+        hits += argmax_hits(logits, labels[:m])
+        stack_backward(
+            xb[:m], params, grads, scratch, layout, slopes, acts[: m * width], dy[:m], no_dx
+        )
         segment_sum_squares(grads, bounds, squares)
         if not math.isfinite(squares.sum()):
             return total, hits, -1
@@ -121,17 +102,24 @@ def fused_epoch(
     y: (n,) labels."""
     if not blas.available():
         raise RuntimeError("the floor needs NumPy's ILP64 OpenBLAS (kernels/blas.py)")
-    sizes = np.array([params[0].shape[0]] + [p.shape[1] for p in params[0::2]], np.int64)
     bounds = np.cumsum([0] + [p.size for p in params]).astype(np.int64)
+    codes = [RELU] * (len(params) // 2 - 1) + [IDENTITY]
+    layout = np.array(
+        [
+            (lo, hi, *w.shape, c)
+            for w, lo, hi, c in zip(params[0::2], bounds[0::2], bounds[1::2], codes)
+        ],
+        np.int64,
+    )
     flat = np.concatenate([p.ravel() for p in params]).astype(np.float32)
     grads = np.zeros_like(flat)
-    norms = np.zeros(len(sizes) - 1)
+    norms = np.zeros(len(layout))
     x2 = np.ascontiguousarray(x.reshape(len(x), -1))
     start = time.perf_counter()
     f32 = np.float32
     total, hits, steps = _epoch(
         x2, f32(scale), f32(offset), y.astype(np.int64), perm.astype(np.int64),
-        flat, grads, bounds, sizes, f32(lr), batch, norms,
+        flat, grads, bounds, layout, f32(lr), batch, norms,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     for p, lo, hi in zip(params, bounds[:-1], bounds[1:]):
