@@ -12,8 +12,9 @@ and its activation code; ``slopes[l]`` its leaky_relu slope), with a_0 = x (M, n
 The same BLAS routine and the same elementwise kernels as ``layers.dense`` layer by
 layer, so the results are the same to the bit (but for a single row, where ``np.dot``
 takes a matrix-vector routine: the same sums in another order); only the Python between
-the layers is gone (for the 784-256-128-10 MLP, about a tenth of a training batch). The outputs of all
-layers lie one after another in one flat buffer ``acts`` (M * n_out values each).
+the layers is gone (for the 784-256-128-10 MLP, about a tenth of a training batch).
+The outputs of all layers lie one after another in one flat buffer ``acts`` (M * n_out
+values each).
 """
 
 from __future__ import annotations
