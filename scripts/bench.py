@@ -62,11 +62,11 @@ RANDOM_DATA = {
 def mlp_config() -> dict:
     """Fashion-MNIST when it can be found locally, random blobs of the same size otherwise."""
     from dlrun.errors import DataError
-    from dlrun.train import load_data, make_streams
+    from dlrun.runs.build import load_data, make_streams
 
     cfg = json.loads(json.dumps(MLP))
     try:
-        from dlrun.config import resolve
+        from dlrun.config.resolve import resolve
 
         load_data(
             resolve({**cfg, "data": {**cfg["data"], "download": False}}), make_streams(0)["data"]
@@ -79,7 +79,7 @@ def mlp_config() -> dict:
 
 
 def dlrun_epoch(cfg: dict, runs_dir: Path) -> float:
-    from dlrun.train import train
+    from dlrun.training.train import train
 
     result = train(cfg, runs_dir=runs_dir)
     return float(result.summary["final"]["seconds"])
@@ -142,8 +142,8 @@ def products_epoch(n: int, batch: int = 64) -> float:
 FIRST_BATCH = """
 import time, sys, json
 t_start = float(sys.argv[1])
-from dlrun.threads import default_threads, set_threads
-from dlrun.train import train
+from dlrun.runs.threads import default_threads, set_threads
+from dlrun.training.train import train
 set_threads(default_threads())
 seen = {}
 def first(trainer):
@@ -167,8 +167,8 @@ PEAK = (
     PEAK_MIB
     + """
 import json, sys
-from dlrun.threads import default_threads, set_threads
-from dlrun.train import train
+from dlrun.runs.threads import default_threads, set_threads
+from dlrun.training.train import train
 set_threads(default_threads())
 train(json.loads(sys.argv[1]), runs_dir=sys.argv[2])
 print(json.dumps({"peak_mib": peak_mib()}))
@@ -181,8 +181,8 @@ TORCH_PEAK = (
 import json, sys, numpy as np
 sys.path.insert(0, sys.argv[1])
 from bench import torch_epoch, mlp_config
-from dlrun.train import load_data, make_streams
-from dlrun.config import resolve
+from dlrun.runs.build import load_data, make_streams
+from dlrun.config.resolve import resolve
 s = load_data(resolve(mlp_config()), make_streams(0)["data"])
 torch_epoch(s.train.inputs(), s.train.y, int(sys.argv[2]))
 print(json.dumps({"peak_mib": peak_mib()}))
@@ -207,9 +207,9 @@ SETTLE = 0.5
 
 
 def bench_mlp(reps: int, threads: int) -> None:
-    from dlrun.config import resolve
-    from dlrun.threads import set_threads
-    from dlrun.train import load_data, make_streams
+    from dlrun.config.resolve import resolve
+    from dlrun.runs.build import load_data, make_streams
+    from dlrun.runs.threads import set_threads
 
     set_threads(threads)
 

@@ -51,9 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dlrun.kernels._jit import parallel_kernel  # noqa: E402
-from dlrun.layers.conv2d import Conv2D  # noqa: E402
-from dlrun.layers.flatten import Flatten  # noqa: E402
-from dlrun.layers.pool2d import MaxPool2D  # noqa: E402
+from dlrun.nn.layers.conv2d import Conv2D  # noqa: E402
+from dlrun.nn.layers.flatten import Flatten  # noqa: E402
+from dlrun.nn.layers.pool2d import MaxPool2D  # noqa: E402
 
 BATCH, CLASSES, IMAGE = 64, 10, (1, 28, 28)
 CONVS = [(1, 32, 28), (32, 64, 14)]  # (C, F, H = W) of the two 3x3 'same' convolutions

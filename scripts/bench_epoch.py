@@ -4,7 +4,7 @@
     python scripts/bench_epoch.py lstm           # configs/lstm_fashion_rows.yaml (issue #5)
     python scripts/bench_epoch.py cnn --reps 7 --threads 2   # default: 5 rounds
 
-dlrun side: ``dlrun.train.train`` on the config itself with ``train.epochs=1``
+dlrun side: ``dlrun.training.train.train`` on the config itself with ``train.epochs=1``
 (data, Adam, metrics, checkpoints: everything a user runs); the epoch time is
 the training loop's own ``seconds`` in the run's metrics. PyTorch side: the
 same layers, Adam with the same rate, batch 64, over the same training split
@@ -70,9 +70,10 @@ DLRUN = (
     + EVAL_MEDIAN
     + """
 import json, sys, time
-from dlrun.threads import set_threads
-from dlrun.train import train, evaluate
-from dlrun.evaluate import load_run
+from dlrun.runs.threads import set_threads
+from dlrun.training.train import train
+from dlrun.training.evaluation import evaluate
+from dlrun.training.evaluation import load_run
 set_threads(int(sys.argv[3]))
 result = train(sys.argv[1], runs_dir=sys.argv[2], overrides=["train.epochs=1"])
 seconds = result.summary["final"]["seconds"]
@@ -91,8 +92,8 @@ TORCH = (
 import json, sys, time
 import numpy as np, torch
 from torch import nn
-from dlrun.config import load
-from dlrun.train import load_data, make_streams
+from dlrun.config.resolve import load
+from dlrun.runs.build import load_data, make_streams
 kind, config, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(threads)
 torch.manual_seed(0)

@@ -30,7 +30,7 @@ EPOCH_BATCHES = 55_000 // 64  # Fashion-MNIST train split without the 1/12 valid
 
 def dlrun_step(batch: int, seed: int = 0) -> Callable[[], float]:
     """dlrun LSTM + a NumPy dense/softmax-CE head; returns a fwd+bwd closure (-> loss)."""
-    from dlrun.layers.lstm import LSTM
+    from dlrun.nn.layers.lstm import LSTM
 
     rng = np.random.default_rng(seed)
     layer = LSTM(LSTM.Config(units=HIDDEN))

@@ -32,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 from numba import njit
 
-from dlrun.registry import optimizers
+from dlrun.config.registry import optimizers
 
 ORDER = ["gd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamax", "nadam"]
 

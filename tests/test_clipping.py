@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from dlrun.clipping import (
+from dlrun.optim.clipping import (
     ClipConfig,
     apply_clipping,
     clip_by_global_norm,

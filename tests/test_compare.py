@@ -13,15 +13,15 @@ import time
 import numpy as np
 import pytest
 
-import dlrun.train
-from dlrun.compare import compare
+import dlrun.training.train
 from dlrun.errors import ConfigError
+from dlrun.sweeps.compare import compare
 from dlrun.sweeps.executors import LocalPool, cores, threads_per_job
 from dlrun.sweeps.results import aggregate, epochs_to_target, metric_value
 from dlrun.sweeps.spec import Target, load_sweep, parse_grid
 from tests.conftest import CONFIGS, small_config
 
-REAL_TRAIN = dlrun.train.train
+REAL_TRAIN = dlrun.training.train.train
 
 
 def tiny_sweep(**changes):
@@ -261,7 +261,7 @@ def _failing_train(bad_optimizer):
 
 
 def test_a_failed_cell_does_not_stop_the_others_and_runs_again(runs_dir, monkeypatch):
-    monkeypatch.setattr(dlrun.train, "train", _failing_train("adam"))
+    monkeypatch.setattr(dlrun.training.train, "train", _failing_train("adam"))
     result = compare(tiny_sweep(), runs_dir=runs_dir)
     assert not result.ok and [label for label, _ in result.failed] == [
         "optimizer=adam,seed=0",
@@ -274,7 +274,7 @@ def test_a_failed_cell_does_not_stop_the_others_and_runs_again(runs_dir, monkeyp
     assert all((result.sweep_dir / d / "summary.json").is_file() for d in failed_dirs)
     before = run_dirs(result.sweep_dir)
 
-    monkeypatch.setattr(dlrun.train, "train", REAL_TRAIN)
+    monkeypatch.setattr(dlrun.training.train, "train", REAL_TRAIN)
     again = compare(tiny_sweep(), runs_dir=runs_dir)
     assert again.ok and again.ran == 2 and again.skipped == 2
     after = run_dirs(again.sweep_dir)
@@ -285,7 +285,7 @@ def test_a_failed_cell_does_not_stop_the_others_and_runs_again(runs_dir, monkeyp
 
 
 def test_fail_fast_stops_at_the_first_failure(runs_dir, monkeypatch):
-    monkeypatch.setattr(dlrun.train, "train", _failing_train("gd"))
+    monkeypatch.setattr(dlrun.training.train, "train", _failing_train("gd"))
     result = compare(tiny_sweep(), runs_dir=runs_dir, fail_fast=True)
     rows = read_csv(result.sweep_dir / "results.csv")
     assert [r["status"] for r in rows] == ["failed", "not run", "not run", "not run"]
@@ -301,13 +301,13 @@ def test_ctrl_c_stops_cleanly_and_the_rest_runs_later(runs_dir, monkeypatch):
             kwargs["callbacks"] = [lambda trainer: os.kill(os.getpid(), signal.SIGINT)]
         return REAL_TRAIN(config, **kwargs)
 
-    monkeypatch.setattr(dlrun.train, "train", interrupt_second_run)
+    monkeypatch.setattr(dlrun.training.train, "train", interrupt_second_run)
     result = compare(tiny_sweep(), runs_dir=runs_dir)
     assert result.interrupted and len(calls) == 2  # no third run started
     rows = read_csv(result.sweep_dir / "results.csv")
     assert [r["status"] for r in rows] == ["completed", "interrupted", "not run", "not run"]
 
-    monkeypatch.setattr(dlrun.train, "train", REAL_TRAIN)
+    monkeypatch.setattr(dlrun.training.train, "train", REAL_TRAIN)
     again = compare(tiny_sweep(), runs_dir=runs_dir)
     assert again.ok and again.ran == 3 and again.skipped == 1
 
@@ -434,7 +434,7 @@ def _outcomes(result):
 
 
 def _check_optimizers(result):
-    from dlrun.registry import optimizers
+    from dlrun.config.registry import optimizers
 
     groups = _groups(result, "optimizer.name")
     assert set(groups) == set(optimizers.names())  # all nine

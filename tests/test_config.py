@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from dlrun import config as C
+from dlrun.config import loading as L
+from dlrun.config import resolve as C
 from dlrun.errors import ConfigError
 from tests.conftest import small_config
 
@@ -135,13 +136,13 @@ def test_bad_overrides(tmp_path, override, match):
 
 
 def test_parse_and_format_path_round_trip():
-    tokens = C.parse_path("model.layers[12].units")
+    tokens = L.parse_path("model.layers[12].units")
     assert tokens == ["model", "layers", 12, "units"]
-    assert C.format_path(tokens) == "model.layers[12].units"
+    assert L.format_path(tokens) == "model.layers[12].units"
 
 
 def test_json_schema_covers_registered_components():
-    from dlrun.schema import json_schema
+    from dlrun.config.schema import json_schema
 
     schema = json_schema()
     layer_variants = schema["properties"]["model"]["oneOf"]

@@ -2,10 +2,10 @@
 
 import pytest
 
-from dlrun.config import load
+from dlrun.config.resolve import load
 from dlrun.errors import DataError
-from dlrun.network import Network
-from dlrun.train import load_data, make_streams
+from dlrun.nn.network import Network
+from dlrun.runs.build import load_data, make_streams
 from tests.conftest import CONFIGS, ROOT
 
 FILES = sorted(p for p in CONFIGS.glob("*.yaml"))

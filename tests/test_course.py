@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from dlrun.runs import RunDir
-from dlrun.train import train
+from dlrun.runs.rundir import RunDir
+from dlrun.training.train import train
 from tests.conftest import CONFIGS
 
 

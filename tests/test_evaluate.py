@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlrun.evaluate import confusion_matrix, evaluate_run
-from dlrun.train import train
+from dlrun.training.evaluation import confusion_matrix, evaluate_run
+from dlrun.training.train import train
 from tests.conftest import small_config
 
 HAVE_FASHION = Path("/usr/share/datasets/fashion-mnist").is_dir()

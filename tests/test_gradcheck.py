@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from dlrun import gradcheck as G
-from dlrun.layers.activation import ReLU, Sign
-from dlrun.layers.dense import Dense
-from dlrun.registry import losses
+from dlrun.config.registry import losses
+from dlrun.nn import gradcheck as G
+from dlrun.nn.layers.activation import ReLU, Sign
+from dlrun.nn.layers.dense import Dense
 
 
 class BrokenDense(Dense):
@@ -59,7 +59,7 @@ def test_losses_pass(name):
 
 
 def test_whole_network_end_to_end():
-    from dlrun.config import resolve
+    from dlrun.config.resolve import resolve
 
     cfg = resolve(
         {
@@ -82,7 +82,7 @@ def test_whole_network_end_to_end():
 
 
 def test_big_tensors_are_checked_at_a_random_sample_of_entries():
-    from dlrun.config import resolve
+    from dlrun.config.resolve import resolve
 
     cfg = resolve(
         {

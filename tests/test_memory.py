@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from dlrun.memory import release_freed_memory, release_pages
+from dlrun.data.memory import release_freed_memory, release_pages
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from dlrun.config import resolve
+from dlrun.config.resolve import resolve
 from dlrun.errors import BuildError, CheckpointError
-from dlrun.network import Network
+from dlrun.nn.network import Network
 from tests.conftest import small_config
 
 
@@ -25,7 +25,7 @@ def test_parameters_live_in_one_flat_buffer():
 
 def test_perceptron_step_is_rosenblatts_rule():
     """One gd step at batch size 1 gives w <- w + eta (t - o) x, with b as w0 (x0 = 1)."""
-    from dlrun.registry import optimizers
+    from dlrun.config.registry import optimizers
 
     net = build({"data": {"name": "xor"}, "model": {"type": "perceptron"}, "loss": "quadratic"})
     w = net.layers[0].params["W"][:, 0].copy()
@@ -83,7 +83,7 @@ def test_state_dict_round_trip_and_mismatch():
 
 
 def test_initializers_have_the_documented_scale():
-    from dlrun.registry import initializers
+    from dlrun.config.registry import initializers
 
     rng = np.random.default_rng(0)
     shape, fi, fo = (400, 300), 400, 300
@@ -109,7 +109,7 @@ def test_per_layer_initializer_overrides_the_global_one():
 
 
 def test_no_input_gradient_before_the_first_trained_layer():
-    """flatten -> dense: dC/dx of the first dense layer (a product as large as dC/dW) and
+    """flatten -> dense: dC/dx of the first dense layer (a product as dC/dW) and
     the flatten backward are never computed; the weight gradients are unchanged."""
     cfg = small_config(
         model={
@@ -143,7 +143,7 @@ def test_evaluation_passes_are_at_most_eval_batch_inputs():
     """predict (and evaluate, which uses the same default) bounds the activations it holds:
     the first step (a layer, or a run of dense layers) never sees more than EVAL_BATCH
     inputs at once, and the outputs equal one pass over everything."""
-    from dlrun.network import EVAL_BATCH
+    from dlrun.nn.network import EVAL_BATCH
 
     net = build(small_config())
     first = net.steps[0]

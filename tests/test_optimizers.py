@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from dlrun.config.registry import optimizers
 from dlrun.errors import CheckpointError
-from dlrun.optimizers import Optimizer
-from dlrun.registry import optimizers
+from dlrun.optim.optimizers import Optimizer
 from tests.naive_optim import REFERENCES
 
 NAMES = ["gd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamax", "nadam"]

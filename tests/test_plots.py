@@ -7,7 +7,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from dlrun.plots import epoch_axis, feature_maps, filters, mosaic, plt
+from dlrun.runs.plots import epoch_axis, feature_maps, filters, mosaic, plt
 
 
 def test_mosaic_lays_tiles_out_in_rows_with_gaps_each_on_its_own_scale():
@@ -58,7 +58,7 @@ def test_epoch_axis_ticks_whole_epochs_only(epochs):
 @pytest.mark.parametrize("layers, legend", [(3, True), (9, False)])
 def test_grad_norm_lines_are_named_by_a_legend_or_a_colour_scale(layers, legend, monkeypatch):
     """Up to 8 layers each line is in the legend; beyond, a colour bar maps colour to layer."""
-    import dlrun.plots as P
+    import dlrun.runs.plots as P
 
     drawn = []
     monkeypatch.setattr(P, "_save", lambda fig, path, tight=True: drawn.append(fig))

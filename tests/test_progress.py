@@ -1,4 +1,4 @@
-from dlrun.progress import Progress, duration
+from dlrun.training.progress import Progress, duration
 
 
 def test_short_epochs_are_shown_in_milliseconds():

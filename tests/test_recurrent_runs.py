@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dlrun.cli import app
-from dlrun.runs import RunDir
-from dlrun.train import train
+from dlrun.runs.rundir import RunDir
+from dlrun.training.train import train
 from tests.conftest import CONFIGS, ROOT
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from dlrun.registry import regularizers
-from dlrun.regularizers import sparsity
+from dlrun.config.registry import regularizers
+from dlrun.optim.regularizers import sparsity
 
 
 def make(name: str, alpha: float, **settings):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlrun.errors import ConfigError
-from dlrun.sampling import apply_temperature, sample_text
+from dlrun.runs.sampling import apply_temperature, sample_text
 
 VOCAB = list("abcd")
 

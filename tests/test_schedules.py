@@ -8,9 +8,9 @@ import math
 import pytest
 from pydantic import ValidationError
 
+from dlrun.config.registry import schedules
 from dlrun.errors import CheckpointError, ConfigError
-from dlrun.registry import schedules
-from dlrun.schedules import build_schedule
+from dlrun.optim.schedules import build_schedule
 
 
 def make(base_lr=0.1, **section):

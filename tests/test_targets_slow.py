@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dlrun.train import train
+from dlrun.training.train import train
 from tests.conftest import CONFIGS
 
 pytestmark = [

@@ -2,7 +2,7 @@ import numba
 import numpy as np  # noqa: F401
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from dlrun.threads import default_threads, set_threads
+from dlrun.runs.threads import default_threads, set_threads
 
 
 def blas_threads():
@@ -28,7 +28,7 @@ def test_set_threads_first_thing_still_gets_the_workqueue_layer():
     import sys
 
     code = (
-        "from dlrun.threads import set_threads; set_threads(1); import numba; "
+        "from dlrun.runs.threads import set_threads; set_threads(1); import numba; "
         "print(numba.threading_layer())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,10 +5,10 @@ import signal
 import numpy as np
 import pytest
 
-from dlrun import checkpoint
 from dlrun.errors import CheckpointError, ConfigError
-from dlrun.runs import RunDir
-from dlrun.train import train
+from dlrun.runs import checkpoint
+from dlrun.runs.rundir import RunDir
+from dlrun.training.train import train
 from tests.conftest import REGRESSION, small_config
 
 
@@ -195,7 +195,7 @@ def test_early_stopping_restores_the_best_weights(runs_dir):
     s = result.summary
     assert s["best_epoch"] == s["restored_best_epoch"]
     best = params_of(result.run_dir, "best")
-    from dlrun.evaluate import evaluate_run
+    from dlrun.training.evaluation import evaluate_run
 
     # the final test metrics are those of the best checkpoint
     assert evaluate_run(result.run_dir, "test", "best")["loss"] == pytest.approx(

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from dlrun import checkpoint
-from dlrun.runs import RunDir
-from dlrun.train import train
+from dlrun.runs import checkpoint
+from dlrun.runs.rundir import RunDir
+from dlrun.training.train import train
 from tests.conftest import REGRESSION, small_config
 from tests.test_train import interrupt_at, params_of
 
@@ -29,9 +29,9 @@ def test_penalty_is_part_of_the_reported_loss(runs_dir):
     assert init  # the run directories exist
     first = RunDir(reg.run_dir).metrics()[0]["loss"]
     base = RunDir(plain.run_dir).metrics()[0]["loss"]
-    from dlrun.config import resolve
-    from dlrun.network import Network
-    from dlrun.train import make_streams
+    from dlrun.config.resolve import resolve
+    from dlrun.nn.network import Network
+    from dlrun.runs.build import make_streams
 
     cfg = resolve(small_config())
     net = Network.from_config(cfg)

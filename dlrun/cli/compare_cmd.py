@@ -50,12 +50,12 @@ def compare(
     Running the same sweep again skips the cells already done and reruns failed
     or interrupted ones. Exit code 1 when a cell failed, 2 for a bad sweep.
     """
+    from dlrun.runs.threads import default_threads
     from dlrun.sweeps.executors import prestart
-    from dlrun.threads import default_threads
 
     if executor == "local":  # the workers' imports overlap ours and the sweep's validation
         prestart(jobs, threads if threads is not None else default_threads())
-    from dlrun.compare import compare as run_compare
+    from dlrun.sweeps.compare import compare as run_compare
 
     with handle_errors():
         result = run_compare(

@@ -22,7 +22,7 @@ def show(
     ),
 ) -> None:
     """Print the resolved config: extends merged, overrides applied, every default filled in."""
-    from dlrun.config import load
+    from dlrun.config.resolve import load
 
     with handle_errors():
         console.print(yaml.safe_dump(load(config, set_), sort_keys=False), end="", markup=False)

@@ -18,7 +18,7 @@ def eval_(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
 ) -> None:
     """Metrics of a saved checkpoint on one split of the run's dataset."""
-    from dlrun.evaluate import evaluate_run
+    from dlrun.training.evaluation import evaluate_run
 
     with handle_errors():
         metrics = evaluate_run(run_dir, split, checkpoint)

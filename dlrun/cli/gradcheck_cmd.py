@@ -32,12 +32,12 @@ def gradcheck(
     Differences that straddle a kink (ReLU or sign at 0) are skipped and counted.
     Exit code 1 if anything fails.
     """
-    from dlrun import gradcheck as G
+    from dlrun.nn import gradcheck as G
 
     with handle_errors():
         if config is not None:
-            from dlrun.config import load
-            from dlrun.train import load_data, make_streams
+            from dlrun.config.resolve import load
+            from dlrun.runs.build import load_data, make_streams
 
             cfg = load(config, set_)
             splits = load_data(cfg, make_streams(cfg["seed"])["data"])

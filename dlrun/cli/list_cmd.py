@@ -14,7 +14,7 @@ def list_(
     kind: str = typer.Argument(None, help="Only this registry, e.g. layers or optimizers."),
 ) -> None:
     """Everything registered (layers, activations, losses, optimizers, ...) with a one-line description."""
-    from dlrun import registry as R
+    from dlrun.config import registry as R
     from dlrun.errors import ConfigError
 
     with handle_errors():

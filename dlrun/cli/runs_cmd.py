@@ -16,7 +16,7 @@ def runs(
     runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run directories."),
 ) -> None:
     """A table of runs: name, status, epochs, best monitored metric, duration."""
-    from dlrun.runs import list_runs
+    from dlrun.runs.rundir import list_runs
 
     with handle_errors():
         table = Table(title=str(runs_dir))

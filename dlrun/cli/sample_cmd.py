@@ -24,7 +24,7 @@ def sample(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
 ) -> None:
     """Generate text from a next-character model, one character at a time."""
-    from dlrun.sampling import sample_from_run
+    from dlrun.runs.sampling import sample_from_run
 
     with handle_errors():
         console.print(

@@ -11,7 +11,7 @@ from dlrun.cli._util import handle_errors
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of config files (for editor completion and checking)."""
-    from dlrun.schema import json_schema
+    from dlrun.config.schema import json_schema
 
     with handle_errors():
         print(json.dumps(json_schema(), indent=2))

@@ -43,8 +43,8 @@ def train(
     interrupted; continue it with [bold]dlrun train --resume RUN_DIR[/].
     """
     from dlrun.errors import ConfigError
-    from dlrun.threads import default_threads, set_threads
-    from dlrun.train import train as run_training
+    from dlrun.runs.threads import default_threads, set_threads
+    from dlrun.training.train import train as run_training
 
     with handle_errors():
         if config is None and resume is None:

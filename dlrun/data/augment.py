@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from dlrun.config import Settings
+from dlrun.config.settings import Settings
 from dlrun.errors import ConfigError
 from dlrun.kernels.augment import affine_bilinear
 

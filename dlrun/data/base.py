@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from dlrun.config import Settings
+from dlrun.config.settings import Settings
 from dlrun.kernels.data import gather_rows
 
 Task = Literal["classification", "regression"]

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from dlrun.data.memory import release_pages
 from dlrun.errors import DataError
-from dlrun.memory import release_pages
 
 #: IDX type byte -> big-endian NumPy dtype of the stored values.
 IDX_TYPES: dict[int, np.dtype] = {
@@ -209,7 +209,7 @@ def _open_cache(npy: Path, meta_path: Path, origin: dict[str, Any]) -> np.ndarra
 def copy_rows(array: np.ndarray, idx: np.ndarray | None = None, window: int = 4096) -> np.ndarray:
     """``array[idx]`` (``idx`` ascending; None: every row) as a new in-memory array, read
     ``window`` rows of ``array`` at a time, releasing each window's mapped pages behind it
-    (:func:`dlrun.memory.release_pages`): the peak is the copy, not the copy plus the file."""
+    (:func:`dlrun.data.memory.release_pages`): the peak is the copy, not the copy plus the file."""
     rows = np.arange(len(array)) if idx is None else np.asarray(idx)
     out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
     row_bytes = array.strides[0] if array.ndim else 0

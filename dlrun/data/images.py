@@ -31,11 +31,11 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field, field_validator
 
+from dlrun.config.registry import datasets
 from dlrun.data import sources
 from dlrun.data.base import DataConfig, Dataset, Split, Splits
 from dlrun.data.idx import copy_rows, load_idx_cached
 from dlrun.errors import DataError
-from dlrun.registry import datasets
 
 #: split -> (image file, label file)
 FILES = {

@@ -14,9 +14,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from dlrun.config.registry import datasets
 from dlrun.data.base import DataConfig, Dataset, Split, Splits, split_arrays
 from dlrun.errors import ConfigError, DataError
-from dlrun.registry import datasets
 
 
 @datasets.register("adding")

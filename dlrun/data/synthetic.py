@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from dlrun.config.registry import datasets
 from dlrun.data.base import DataConfig, Dataset, Split, Splits, split_arrays
-from dlrun.registry import datasets
 
 _CORNERS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 

@@ -1,7 +1,7 @@
 """Norm kernels: sums of |w| and w^2, their gradients, small-weight counts.
 
-Used by the L1/L2 penalties (:mod:`dlrun.regularizers`) and by gradient
-clipping (:mod:`dlrun.clipping`). Arrays are 1-D (callers pass flat views).
+Used by the L1/L2 penalties (:mod:`dlrun.optim.regularizers`) and by gradient
+clipping (:mod:`dlrun.optim.clipping`). Arrays are 1-D (callers pass flat views).
 
 Sums are accumulated in float64, in SIMD lanes (see
 :data:`dlrun.kernels._jit.reduction`): the result does not depend on threads or

@@ -1,42 +1,29 @@
-"""Fused elementwise kernels of the recurrent layers (one time step each).
+"""Kernels of the recurrent layers: one time step each, and whole passes through time.
 
-The layers do the matrix products with NumPy's BLAS (the RNN: the input projection
-of all time steps in one product, the recurrent product once per step; the LSTM: one
-product per step over the rows [h_{t-1}, x_t]); the step kernels do what lies between
-two products: add the pieces, apply the gate nonlinearities, update the cell, and
-(backward) multiply by the derivatives. ``rnn_forward``/``rnn_backward`` and
-``lstm_forward``/``lstm_backward`` run all steps in one call, the per-step products
-through :func:`blas.gemm` (the same BLAS routine, called from the kernel): 4-6%
-faster per Fashion-MNIST LSTM training batch than the same loop in Python, 1.2x
-(LSTM) and 1.4-1.8x (RNN) for 32 units over 100 steps. The layers keep the Python
-loop for truncated BPTT and for NumPy builds whose BLAS the kernels cannot call.
+A step kernel does what lies between two matrix products: add the pieces, apply the gate
+nonlinearities, update the cell, and (backward) multiply by the derivatives.
+``rnn_forward``/``rnn_backward`` and ``lstm_forward``/``lstm_backward`` run all steps in
+one call, each step's product through :func:`blas.gemm` (NumPy's own BLAS routine, called
+from the kernel). The layers call those; the step kernels are what they loop over.
 
-Backward kernels work on ``A`` "slots" of gradient at once, shape (A, N, H):
-with truncated BPTT each slot carries the gradient of one output time step
-(which must stop after k steps), so all live chains go through one product.
-Full BPTT uses a single slot.
+Backward kernels work on ``A`` "slots" of gradient at once, shape (A, N, H): with
+truncated BPTT each slot carries the gradient of one output time step (which must stop
+after k steps), so all live chains go through one product. Full BPTT uses a single slot.
 
-Nonlinearities. Numba without Intel SVML (the llvmlite wheels here are built
-without it) calls the scalar libm ``exp``/``tanh`` once per element and
-cannot vectorise the loop; that made the gate kernels ~4x slower than the
-products around them. In float32 the kernels therefore use a rational
+Nonlinearities. Numba without Intel SVML calls the scalar libm ``exp``/``tanh`` once per
+element and cannot vectorise the loop. In float32 the kernels therefore use a rational
 approximation that vectorises:
 
     tanh(x) ~= a P(a^2) / Q(a^2),  a = clip(x, -c, c),   deg P = deg Q = 4
     sigmoid(x) = (1 + tanh(x / 2)) / 2
 
-fitted (weighted least squares, see ``TANH_P``/``TANH_Q``) to a maximum
-absolute error of 2e-8 in exact arithmetic on (-9, 9). float32's tanh rounds
-to +-1 from |x| = 9.011 on, and the fit crosses 1 at 9.035: with the clip point
-c = 9.05 and the result clamped to [-1, 1] it is exactly +-1 from c on, with no
-test of x in the loop (the two selects that had set +-1 beyond a clip point
-of 9 took a fifth of an LSTM step's gate kernel). The largest error beyond 9
-is then 2.8e-8 in exact arithmetic, below float32's half ulp at 1 (3e-8).
-Evaluated in float32 with fused multiply-adds (the forward kernels
-allow them) it stays within 3.2e-7 (5 ulp) of ``np.tanh``. The
-derivatives are taken from the outputs (1 - t^2, s (1 - s)) as for the exact
-functions. float64 uses the exact libm functions (``approx=False``), so
-float64 results match NumPy to rounding and gradient checks are exact.
+fitted (weighted least squares, ``TANH_P``/``TANH_Q``) to a maximum absolute error of
+2e-8 on (-9, 9). The fit reaches 1 at 9.035, so with c = 9.05 and the result clamped to
+[-1, 1] it is exactly +-1 from c on. Evaluated in float32 with fused multiply-adds it
+stays within 3.2e-7 (5 ulp) of ``np.tanh``. The derivatives are taken from the outputs
+(1 - t^2, s (1 - s)) as for the exact functions. float64 uses the exact libm functions
+(``approx=False``), so float64 results match NumPy to rounding and gradient checks are
+exact.
 """
 
 from __future__ import annotations
@@ -48,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from dlrun.kernels._jit import fused_multiply_add, inline, kernel
+from dlrun.kernels.activations import SIGMOID, TANH
 from dlrun.kernels.blas import gemm
 from dlrun.kernels.penalties import sum_squares
 
@@ -57,8 +45,6 @@ TANH_Q = (1.0, 4.67064503e-01, 2.58417770e-02, 3.27129471e-04, 7.70212091e-07)
 #: The clip point c: the fit is >= 1 from |x| = 9.035 on, so clamped it is exactly +-1 from c.
 TANH_CLIP = 9.05
 
-TANH = 0
-SIGMOID = 1
 ACTIVATION_CODES = {"tanh": TANH, "sigmoid": SIGMOID}
 
 
@@ -116,7 +102,7 @@ def rnn_step_forward(zx, zh, b, s_out, act, approx, k):
     """
     n, h = zh.shape
     for r in range(n):
-        if act == 0:
+        if act == TANH:
             for j in range(h):
                 s_out[r, j] = _tanh(zx[r, j] + zh[r, j] + b[j], approx, k)
         else:
@@ -136,7 +122,7 @@ def rnn_step_backward(ds, s, act, dz, dz_sum):
     for r in range(n):
         for j in range(h):
             sj = s[r, j]
-            d = 1.0 - sj * sj if act == 0 else sj * (1.0 - sj)
+            d = 1.0 - sj * sj if act == TANH else sj * (1.0 - sj)
             tot = 0.0
             dtot = 0.0
             for a in range(a_n):
@@ -227,7 +213,7 @@ def _lstm_row(gates, b, cp, c_r, t_r, h_r, cand, approx, k):
     for j in range(3 * h):
         g[j] = _sigmoid(g[j] + b[j], approx, k)
     cc, bc = gates[3 * h :], b[3 * h :]
-    if cand == 0:
+    if cand == TANH:
         for j in range(h):
             cc[j] = _tanh(cc[j] + bc[j], approx, k)
     else:
@@ -274,7 +260,7 @@ def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum, db):
             cp = c_prev[r, j]
             df_ = f * (1.0 - f)
             di_ = i * (1.0 - i)
-            dg_ = 1.0 - g * g if cand == 0 else g * (1.0 - g)
+            dg_ = 1.0 - g * g if cand == TANH else g * (1.0 - g)
             do_ = o * (1.0 - o)
             s_f = 0.0
             s_i = 0.0
@@ -332,7 +318,7 @@ def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, db, one):
             da_o[j] = dh_r[j] * t_r[j] * (o[j] * (one - o[j]))
         for j in range(h):
             da_i[j] = dc_r[j] * g[j] * (i[j] * (one - i[j]))
-        if cand == 0:
+        if cand == TANH:
             for j in range(h):
                 da_g[j] = dc_r[j] * i[j] * (one - g[j] * g[j])
         else:

@@ -1,4 +1,4 @@
-"""One cell of a sweep: an ordinary run through ``dlrun.train.train``, in any process.
+"""One cell of a sweep: an ordinary run through ``dlrun.training.train.train``, in any process.
 
 :func:`run_cell` is what every executor calls (in this process, in a local
 worker process, on a Dask worker). It never raises for a failing run: the
@@ -45,7 +45,7 @@ def _honour_stop(trainer: Any) -> None:
 
 def limit_threads(threads: int) -> None:
     """Use at most ``threads`` Numba and BLAS threads in this process from here on."""
-    from dlrun.threads import set_threads
+    from dlrun.runs.threads import set_threads
 
     set_threads(threads)
 
@@ -65,8 +65,8 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
     optionally ``threads`` (Numba threads for this process).
     """
     from dlrun.errors import DlrunError
-    from dlrun.runs import RunDir
-    from dlrun.train import train
+    from dlrun.runs.rundir import RunDir
+    from dlrun.training.train import train
 
     if task.get("threads"):
         limit_threads(int(task["threads"]))

@@ -106,7 +106,7 @@ class InProcess:
 # The forkserver imports dlrun (NumPy, Numba, matplotlib) once and each worker is a fork of
 # it, so the workers do not each pay the imports. Its environment (the thread variables) is
 # fixed when it starts: a later pool that needs another thread count is spawned instead.
-PRELOAD = ["dlrun.sweeps.cell", "dlrun.train", "dlrun.components", "dlrun.plots"]
+PRELOAD = ["dlrun.sweeps.cell", "dlrun.training.train", "dlrun.config.catalog", "dlrun.runs.plots"]
 _forkserver_threads: int | None = None
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from dlrun.errors import ConfigError, DlrunError
-from dlrun.runs import atomic_write_text
+from dlrun.runs.rundir import atomic_write_text
 from dlrun.sweeps.cell import CURVE_KEYS
 from dlrun.sweeps.spec import Cell, Sweep, config_hash
 
@@ -146,7 +146,7 @@ class SweepDir:
         return None
 
     def _recover(self, cell: Cell) -> dict[str, Any] | None:
-        from dlrun.runs import RunDir
+        from dlrun.runs.rundir import RunDir
 
         known = {a["run_dir"] for a in self.cells.get(cell.hash, {}).get("attempts", [])}
         for path in sorted(self.cells_dir.glob(f"*-{cell.hash[:12]}-*")):

@@ -53,7 +53,12 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
 
 def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
     """curves.png: loss and accuracy, train and val, mean +- std over seeds per setting."""
-    from dlrun.plots import _save, epoch_axis, log_y, plt  # matplotlib only where a figure is drawn
+    from dlrun.runs.plots import (  # matplotlib only where a figure is drawn
+        _save,
+        epoch_axis,
+        log_y,
+        plt,
+    )
 
     folder = Path(folder)
     have_acc = any("accuracy" in r for g in groups for rows in g["curves"] for r in rows)
@@ -85,7 +90,7 @@ def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
 
 def curves_by_time(groups: list[dict[str, Any]], folder: Path) -> Path:
     """curves_time.png: training loss against seconds of training, every run."""
-    from dlrun.plots import _save, log_y, plt
+    from dlrun.runs.plots import _save, log_y, plt
 
     colors = plt.cm.tab10(np.linspace(0, 1, 10))
     fig, ax = plt.subplots(figsize=(6, 4))

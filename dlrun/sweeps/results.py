@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.callbacks import monitor_mode
 from dlrun.sweeps.spec import Cell, Sweep, Target, short, show
+from dlrun.training.callbacks import monitor_mode
 
 DEFAULT_METRICS = ("val_loss", "val_accuracy", "test_accuracy")
 FINAL_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")

@@ -32,8 +32,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field
 
-from dlrun import config as C
-from dlrun.config import Settings
+from dlrun.config import loading as L
+from dlrun.config import resolve as C
+from dlrun.config.settings import Settings
 from dlrun.errors import ConfigError
 
 SWEEP_KEYS = (
@@ -200,25 +201,25 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
                 f"--grid '{item}' has no '='", hint="write --grid optimizer.name=gd,momentum,adam"
             )
         key, values = item.split("=", 1)
-        C.parse_path(key.strip())
+        L.parse_path(key.strip())
         grid[key.strip()] = [parse_scalar(v) for v in values.split(",")]
     return grid
 
 
 def set_value(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
     """``raw[key.path] = value`` (a Python value, not text), creating mappings on the way."""
-    tokens = C.parse_path(key)
+    tokens = L.parse_path(key)
     node: Any = raw
     for i, tok in enumerate(tokens):
         last = i == len(tokens) - 1
-        here = C.format_path(tokens[: i + 1])
+        here = L.format_path(tokens[: i + 1])
         if isinstance(tok, int):
             if not isinstance(node, list) or not -len(node) <= tok < len(node):
                 size = len(node) if isinstance(node, list) else "no"
                 raise ConfigError(f"{where}: {here} does not exist ({size} items there)")
         elif not isinstance(node, dict):
             raise ConfigError(
-                f"{where}: {C.format_path(tokens[:i]) or 'the config'} is not a mapping"
+                f"{where}: {L.format_path(tokens[:i]) or 'the config'} is not a mapping"
             )
         if last:
             node[tok] = copy.deepcopy(value)
@@ -234,13 +235,13 @@ def _load_base(base: str | dict[str, Any], folder: Path) -> tuple[dict[str, Any]
     """The raw base config and the file it came from (for messages and its name)."""
     if isinstance(base, str):
         path = folder / base
-        return C.load_yaml(path), str(path)
+        return L.load_yaml(path), str(path)
     raw = copy.deepcopy(base)
     parents = raw.pop("extends", None)
     merged: dict[str, Any] = {}
     for parent in [parents] if isinstance(parents, str) else parents or []:
-        merged = C.deep_merge(merged, C.load_yaml(folder / parent))
-    return C.deep_merge(merged, raw), ""
+        merged = L.deep_merge(merged, L.load_yaml(folder / parent))
+    return L.deep_merge(merged, raw), ""
 
 
 # --------------------------------------------------------------------------- loading
@@ -277,7 +278,7 @@ def load_sweep(
         data = {"base": data}
     unknown = [k for k in data if k not in SWEEP_KEYS]
     if unknown:
-        from dlrun.registry import did_you_mean
+        from dlrun.config.registry import did_you_mean
 
         raise ConfigError(
             f"sweep {source}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], list(SWEEP_KEYS))}; "
@@ -302,7 +303,7 @@ def _check_axes(spec: SweepFile, fixed: dict[str, Any], source: str) -> list[int
     where = f"sweep {source}"
     for axis, mapping in (("grid", spec.grid), ("zip", spec.zip_)):
         for key, values in mapping.items():
-            C.parse_path(key)
+            L.parse_path(key)
             if not values:
                 raise ConfigError(
                     f"{where}: {axis}.{key} is an empty list; give at least one value"

@@ -154,7 +154,7 @@ def test_gradcheck_named_and_config():
 
 
 def test_gradcheck_fails_with_exit_1(monkeypatch):
-    from dlrun.layers.dense import Dense
+    from dlrun.nn.layers.dense import Dense
 
     original = Dense.backward
 

@@ -9,11 +9,11 @@ import socket
 import pytest
 import yaml
 
-import dlrun.train
+import dlrun.training.train
 from tests.cli.conftest import invoke
 from tests.conftest import small_config
 
-REAL_TRAIN = dlrun.train.train
+REAL_TRAIN = dlrun.training.train.train
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_failed_cells_are_listed_and_exit_1(cfg_file, tmp_path, monkeypatch):
             raise RuntimeError("injected failure")
         return REAL_TRAIN(config, **kwargs)
 
-    monkeypatch.setattr(dlrun.train, "train", fail_adam)
+    monkeypatch.setattr(dlrun.training.train, "train", fail_adam)
     result = invoke(
         "compare", cfg_file, "--grid", "optimizer.name=adam,gd", "--runs-dir", tmp_path / "runs"
     )

@@ -109,7 +109,7 @@ def test_fashion_class_names(tmp_path: Path) -> None:
 
 
 def test_registered() -> None:
-    from dlrun.registry import datasets
+    from dlrun.config.registry import datasets
 
     assert datasets.get("mnist") is MNIST and datasets.get("fashion_mnist") is FashionMNIST
 

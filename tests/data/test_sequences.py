@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from dlrun.config.registry import datasets
 from dlrun.data.base import DataConfig, Dataset, Split, Splits
 from dlrun.data.sequences import Adding, ImageRows, Sine, Text, one_hot
 from dlrun.errors import ConfigError, DataError
-from dlrun.registry import datasets
 
 
 def rng(seed=0):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dlrun.registry import datasets
+from dlrun.config.registry import datasets
 
 NAMES = ["xor", "xor_noisy", "and", "or", "moons", "circles", "spirals", "blobs", "sine_regression"]
 

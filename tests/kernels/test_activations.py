@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from dlrun import activations as acts
 from dlrun.kernels import activations as K
+from dlrun.nn import activations as acts
 from tests import naive
 
 ELEMENTWISE = ["sigmoid", "tanh", "softsign", "relu", "leaky_relu", "softplus", "sign", "identity"]
@@ -68,7 +68,7 @@ def test_softmax_rows_and_backward(dtype):
 
 
 def test_leaky_relu_course_parameter_maps_to_slope():
-    from dlrun.layers.activation import LeakyReLU
+    from dlrun.nn.layers.activation import LeakyReLU
 
     assert LeakyReLU.Config(a=100).slope == pytest.approx(0.01)
     assert LeakyReLU.Config(slope=0.2).slope == 0.2

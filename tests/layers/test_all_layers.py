@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from dlrun.gradcheck import check_layer, layer_examples
-from dlrun.registry import layers
+from dlrun.config.registry import layers
+from dlrun.nn.gradcheck import check_layer, layer_examples
 
 CASES = [
     pytest.param(name, i, ex, id=f"{name}-{i}")

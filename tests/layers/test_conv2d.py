@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from dlrun.errors import BuildError
-from dlrun.gradcheck import check_layer
-from dlrun.layers.conv2d import EVAL_CHUNK, Conv2D
+from dlrun.nn.gradcheck import check_layer
+from dlrun.nn.layers.conv2d import EVAL_CHUNK, Conv2D
 from tests import naive_conv
 
 
@@ -99,7 +99,7 @@ def test_gradcheck_more_shapes(config, input_shape):
 
 
 def test_input_gradient_by_local_central_differences():
-    """Independent of dlrun.gradcheck: dL/dx of L = sum(y * R) by central differences."""
+    """Independent of dlrun.nn.gradcheck: dL/dx of L = sum(y * R) by central differences."""
     layer = built((2, 4, 5), filters=2, kernel_size=3, stride=2, padding=1)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 2, 4, 5))
@@ -260,8 +260,8 @@ def test_bad_settings_are_rejected(bad):
 
 
 def test_fused_relu_equals_conv_then_relu_layer():
-    from dlrun.layers.activation import ReLU
-    from dlrun.layers.conv2d import Conv2D
+    from dlrun.nn.layers.activation import ReLU
+    from dlrun.nn.layers.conv2d import Conv2D
 
     rng = np.random.default_rng(3)
     plain = Conv2D(Conv2D.Config(filters=4, kernel_size=3, padding=1))
@@ -295,7 +295,7 @@ def test_first_layer_weight_gradient_matches_naive(
 ):
     """A layer that computes no dC/dx takes dW and db straight from dy when its columns
     are few (C*kh*kw <= SMALL_K): the same gradients as the NumPy reference."""
-    import dlrun.layers.conv2d as conv_module
+    import dlrun.nn.layers.conv2d as conv_module
 
     calls = []
     kernel = conv_module.masked_weight_grad

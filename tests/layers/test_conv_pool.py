@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlrun.config import resolve
-from dlrun.gradcheck import check_network
-from dlrun.layers.conv_pool import ConvPool
-from dlrun.network import Network
+from dlrun.config.resolve import resolve
+from dlrun.nn.fused.conv_pool import ConvPool
+from dlrun.nn.gradcheck import check_network
+from dlrun.nn.network import Network
 from tests.conftest import small_config
 
 
@@ -63,7 +63,7 @@ def test_fused_training_pass_equals_layer_by_layer(
     channels, hw, activation, bias, dtype, tol, monkeypatch
 ):
     """(A first layer's product is pooled in chunks: 2 images here, so 5 make 2 + 2 + 1.)"""
-    import dlrun.layers.conv_pool as conv_pool
+    import dlrun.nn.fused.conv_pool as conv_pool
 
     monkeypatch.setattr(conv_pool, "TRAIN_CHUNK", 2)
     shape = (channels, *hw)
@@ -104,8 +104,8 @@ def test_fused_evaluation_in_chunks_equals_layer_by_layer(hw, monkeypatch):
     """Evaluation runs the pair as one step too, in chunks of EVAL_CHUNK inputs (a first
     layer's in TRAIN_CHUNK), in the training buffers, forgetting the training batch's
     columns (as the convolution alone does)."""
-    import dlrun.layers.conv2d as conv_module
-    import dlrun.layers.conv_pool as conv_pool
+    import dlrun.nn.fused.conv_pool as conv_pool
+    import dlrun.nn.layers.conv2d as conv_module
 
     monkeypatch.setattr(conv_module, "EVAL_CHUNK", 3)
     monkeypatch.setattr(conv_pool, "TRAIN_CHUNK", 2)
@@ -130,7 +130,7 @@ def test_first_layer_product_is_pooled_in_chunks_never_held_whole(monkeypatch):
     """A first convolution with K <= SMALL_K keeps its batch's columns (its backward needs
     them) but makes its product TRAIN_CHUNK images at a time: the work buffer for the
     product holds one chunk, not the batch."""
-    import dlrun.layers.conv_pool as conv_pool
+    import dlrun.nn.fused.conv_pool as conv_pool
 
     monkeypatch.setattr(conv_pool, "TRAIN_CHUNK", 3)
     net = build(cnn_config(4, 5), (1, 8, 8))

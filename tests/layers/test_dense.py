@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dlrun.errors import BuildError
-from dlrun.layers.dense import Dense
+from dlrun.nn.layers.dense import Dense
 from tests import naive
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlrun.config import resolve
+from dlrun.config.resolve import resolve
 from dlrun.kernels import blas
-from dlrun.layers.dense_stack import DenseStack
-from dlrun.network import Network
+from dlrun.nn.fused.dense_stack import DenseStack
+from dlrun.nn.network import Network
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.skipif(not blas.available(), reason="NumPy's BLAS is not ILP64 OpenBLAS")
@@ -113,7 +113,7 @@ def test_input_gradient_and_sequences_equal_layer_by_layer():
 def test_end_to_end_gradient_check_runs_through_the_stack(monkeypatch):
     """check_network's end-to-end check runs the training steps: the stack's dW, db and
     dC/dx against central differences (float64)."""
-    from dlrun import gradcheck
+    from dlrun.nn import gradcheck
 
     seen = []
     forward = DenseStack.forward

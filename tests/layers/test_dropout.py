@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dlrun.layers.dropout import Dropout
+from dlrun.nn.layers.dropout import Dropout
 
 
 def test_evaluation_is_the_identity():

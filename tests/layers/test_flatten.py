@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dlrun.errors import BuildError
-from dlrun.gradcheck import check_layer
-from dlrun.layers.flatten import Flatten
+from dlrun.nn.gradcheck import check_layer
+from dlrun.nn.layers.flatten import Flatten
 
 
 @pytest.mark.parametrize(

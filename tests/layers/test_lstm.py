@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from dlrun.errors import BuildError
-from dlrun.gradcheck import check_layer
-from dlrun.layers.lstm import LSTM
+from dlrun.nn.gradcheck import check_layer
+from dlrun.nn.layers.lstm import LSTM
 from tests import naive_recurrent as naive
 
 
@@ -170,7 +170,7 @@ def test_any_sequence_length_at_run_time():
 
 
 def test_evaluation_goes_through_in_chunks_and_keeps_nothing():
-    from dlrun.layers.lstm import EVAL_ROWS
+    from dlrun.nn.layers.lstm import EVAL_ROWS
 
     rng = np.random.default_rng(9)
     layer = LSTM(LSTM.Config(units=4, return_sequences=True))

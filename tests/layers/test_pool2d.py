@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from dlrun.errors import BuildError
-from dlrun.gradcheck import check_layer
-from dlrun.layers.pool2d import AvgPool2D, MaxPool2D
+from dlrun.nn.gradcheck import check_layer
+from dlrun.nn.layers.pool2d import AvgPool2D, MaxPool2D
 from tests import naive_conv
 
 

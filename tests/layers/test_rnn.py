@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from dlrun.errors import BuildError
-from dlrun.gradcheck import check_layer
-from dlrun.layers.rnn import RNN
+from dlrun.nn.gradcheck import check_layer
+from dlrun.nn.layers.rnn import RNN
 from tests import naive_recurrent as naive
 
 

@@ -1,0 +1,1 @@
+"""Config files: settings base, registry, loading, overrides, resolution, schema."""

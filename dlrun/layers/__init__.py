@@ -1,1 +1,0 @@
-"""Layers: one small class per file, each reading like a page of the course."""

@@ -1,0 +1,1 @@
+"""Neural networks: the network, its layers (course pages), fused steps, activations, losses."""

@@ -1,0 +1,1 @@
+"""Fused training steps: the fast path, planned in one place (see plan.py)."""

@@ -1,0 +1,1 @@
+"""Optimizers, learning-rate schedules, regularizers and gradient clipping."""

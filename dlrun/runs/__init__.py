@@ -1,0 +1,1 @@
+"""Run directories and what reads them: files, listing, figures, sampling."""

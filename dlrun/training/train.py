@@ -1,0 +1,84 @@
+"""``train``: the library function behind ``dlrun train``.
+
+    from dlrun.training.train import train
+    result = train("configs/xor_mlp.yaml", runs_dir="runs", overrides=["optimizer.lr=0.5"])
+    result.summary["final"]["test_accuracy"]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlrun.config.loading import apply_overrides
+from dlrun.config.resolve import load, resolve
+from dlrun.errors import CheckpointError, DataError, DlrunError
+from dlrun.runs.build import build_network, load_data, make_streams
+from dlrun.runs.rundir import RunDir
+from dlrun.training.parts import build_parts
+from dlrun.training.progress import Progress
+from dlrun.training.trainer import Trainer
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def train(
+    config: str | Path | dict[str, Any],
+    runs_dir: str | Path = "runs",
+    overrides: list[str] | None = None,
+    name: str | None = None,
+    resume: str | Path | None = None,
+    progress: str = "silent",
+    callbacks: list[Callable[[Trainer], None]] | None = None,
+    root: Path | None = None,
+) -> RunResult:
+    """Train one network: the library function behind ``dlrun train``.
+
+    ``config`` is a YAML path or an already-resolved dict; ``resume`` a run
+    directory to continue (its config is used; overrides are not allowed).
+    """
+    overrides = list(overrides or [])
+    if resume is not None:
+        if overrides:
+            raise DlrunError("--set cannot be combined with --resume (the run keeps its config)")
+        run = RunDir.open(Path(resume))
+        cfg = resolve(run.config(), source=str(run.path / "config.yaml"))
+        summary = run.summary()
+        if summary.get("status") == "completed":
+            raise CheckpointError(f"run {run.path} is already completed; nothing to resume")
+    elif isinstance(config, dict):
+        cfg = resolve(apply_overrides(config, overrides))
+    else:
+        cfg = load(config, overrides)
+    if name:
+        cfg["name"] = name
+    streams = make_streams(cfg["seed"])
+    try:
+        splits = load_data(cfg, streams["data"], root)
+    except (OSError, ValueError) as exc:  # a DlrunError already says what and where
+        raise DataError(f"dataset '{cfg['data']['name']}' could not be loaded: {exc}") from None
+    net = build_network(cfg, splits, streams["init"])
+    net.plan_training(fuse=cfg["train"]["fuse"])
+    parts = build_parts(cfg, net, has_val=splits.val is not None)
+    if resume is None:
+        run = RunDir.create(Path(runs_dir), cfg.get("name") or "run")
+        run.write_config(cfg, overrides)
+        run.log(f"created; config {config if not isinstance(config, dict) else '(dict)'}")
+    trainer = Trainer(
+        cfg, run, splits, net, streams, parts, Progress(progress, run.path.name), callbacks
+    )
+    del splits  # the trainer's reference only: it lets the training set go before the figures
+    if resume is not None:
+        trainer.restore(run.checkpoints / "last.npz")
+        trainer.rows = [r for r in run.metrics() if r["epoch"] <= trainer.epoch]
+        trainer.run.log(f"resumed at epoch {trainer.epoch}, batch {trainer.batch}")
+    run.log("training steps: " + "; ".join(net.plan_lines()))
+    summary = trainer.fit()
+    return RunResult(run.path, json.loads(json.dumps(summary, default=float)))
