@@ -11,7 +11,7 @@ from dlrun.runs import checkpoint
 from dlrun.runs.rundir import RunDir
 from dlrun.training.train import train
 from tests.conftest import REGRESSION, small_config
-from tests.test_train import interrupt_at, params_of
+from tests.training.test_train import interrupt_at, params_of
 
 
 def test_penalty_is_part_of_the_reported_loss(runs_dir):
