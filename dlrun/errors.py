@@ -39,7 +39,3 @@ class CheckpointError(DlrunError):
 
 class BuildError(ConfigError):
     """A network cannot be built from its config (shapes do not fit, ...)."""
-
-
-class DivergedError(DlrunError):
-    """Training produced a NaN or infinite loss or gradient."""

@@ -54,7 +54,9 @@ def imports_of(name: str) -> set[str]:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
                 base = f"{base}.{node.module}" if node.module else base
             # `from pkg import mod` imports the module pkg.mod when there is one
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names
+            ]
         else:
             continue
         found.update(t for t in targets if t in MODULES and t != name)
@@ -84,8 +86,7 @@ def test_imports_point_down(name):
         if there == here:
             continue
         assert there > here, (
-            f"{name} ({LAYERS[here][0]}) imports {target} ({LAYERS[there][0]}), "
-            "which sits above it"
+            f"{name} ({LAYERS[here][0]}) imports {target} ({LAYERS[there][0]}), which sits above it"
         )
         assert not (LAYERS[here][0] in SIBLINGS and LAYERS[there][0] in SIBLINGS), (
             f"{name} imports {target}: {LAYERS[here][0]} and {LAYERS[there][0]} are siblings"

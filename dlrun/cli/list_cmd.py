@@ -14,11 +14,12 @@ def list_(
     kind: str = typer.Argument(None, help="Only this registry, e.g. layers or optimizers."),
 ) -> None:
     """Everything registered (layers, activations, losses, optimizers, ...) with a one-line description."""
+    from dlrun.config import catalog
     from dlrun.config import registry as R
     from dlrun.errors import ConfigError
 
     with handle_errors():
-        kinds = R.ALL
+        kinds = catalog.load()
         if kind is not None:
             if kind not in kinds:
                 raise ConfigError(f"unknown registry '{kind}'; known: {', '.join(kinds)}")

@@ -120,5 +120,3 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"override '{item}': {format_path(tokens[:-1])} is not a mapping")
         node[last] = value
     return raw
-
-

@@ -52,8 +52,7 @@ class Registry:
     def get(self, name: str, *, where: str = "") -> Any:
         """The component called ``name``; a ConfigError naming the known ones if none."""
         if name not in self._items:
-            if self.home not in sys.modules:  # a programming error, not a config error
-                raise RuntimeError(f"import {self.home} before looking up {self.kind}s")
+            self._check_filled()
             at = f" at {where}" if where else ""
             raise ConfigError(
                 f"unknown {self.kind} '{name}'{at}{did_you_mean(str(name), self.names())}; "
@@ -69,7 +68,12 @@ class Registry:
         return cls(cls.Config(**settings), *args, **kwargs)
 
     def names(self) -> list[str]:
+        self._check_filled()
         return sorted(self._items)
+
+    def _check_filled(self) -> None:
+        if self.home not in sys.modules:  # a programming error, not a config error
+            raise RuntimeError(f"import {self.home} before looking up {self.kind}s")
 
     def items(self) -> Iterator[tuple[str, Any]]:
         for name in self.names():

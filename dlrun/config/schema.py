@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlrun.config import catalog
 from dlrun.config import registry as R
 from dlrun.config.resolve import RunConfig
 
@@ -14,9 +15,7 @@ def _variants(registry: R.Registry, key: str) -> dict[str, Any]:
         cfg = getattr(comp, "Config", None)
         schema = cfg.model_json_schema() if cfg is not None else {"type": "object"}
         schema.setdefault("properties", {})[key] = {"const": name}
-        schema["required"] = sorted(
-            {*schema.get("required", []), key} - ({key} if False else set())
-        )
+        schema["required"] = sorted({*schema.get("required", []), key})
         schema["title"] = name
         schema["description"] = R.Registry.describe(comp)
         options.append(schema)
@@ -24,6 +23,8 @@ def _variants(registry: R.Registry, key: str) -> dict[str, Any]:
 
 
 def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a config file: every section, every registered component."""
+    catalog.load()
     schema = RunConfig.model_json_schema()
     props = schema["properties"]
     props["data"] = _variants(R.datasets, "name")

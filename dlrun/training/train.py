@@ -3,6 +3,10 @@
     from dlrun.training.train import train
     result = train("configs/xor_mlp.yaml", runs_dir="runs", overrides=["optimizer.lr=0.5"])
     result.summary["final"]["test_accuracy"]
+
+A run is a new run directory (or, with ``resume``, an interrupted one continued): the
+config resolved, the data loaded, the network built and its training steps planned
+(``train.fuse``), the trainer's parts built (``parts.build_parts``), then the loop.
 """
 
 from __future__ import annotations

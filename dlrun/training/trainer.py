@@ -345,5 +345,3 @@ class Trainer:
         except Exception as exc:  # a plot must never lose a run
             self.run.log(f"plots failed: {type(exc).__name__}: {exc}")
         return summary
-
-
