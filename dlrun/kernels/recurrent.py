@@ -229,14 +229,8 @@ def _lstm_row(gates, b, cp, c_r, t_r, h_r, cand, approx, k):
 
 
 @kernel
-def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum, db):
-    """Backward through one LSTM step, for A gradient slots.
-
-    dh: (A, N, H) dC/dh_t; dc: (A, N, H) dC/dC_t from step t+1 on entry,
-    dC/dC_{t-1} on exit; gates: (N, 4H) activated f, i, o, C~; c_prev: C_{t-1};
-    tc: tanh(C_t). Writes da: (A, N, 4H), dC/d(pre-activations), da_sum
-    (N, 4H), its sum over slots, and db: (4H,), the sum of da_sum over the rows
-    (this step's share of dC/db).
+def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, db, one):
+    """Backward through one LSTM step, for one chain of gradients:
 
         dC_t  = dc + dh * o * (1 - tanh(C_t)^2)
         do    = dh * tanh(C_t)          dA_o = do * o (1 - o)
@@ -245,59 +239,9 @@ def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, da_sum, db):
         dC~   = dC_t * i                dA_c = dC~ * (1 - C~^2)   (C~ (1 - C~) for sigma)
         dC_{t-1} = dC_t * f
 
-    Returns ||sum over slots of dh||_2 (the gradient norm at h_t).
-    """
-    a_n, n, h = dh.shape
-    sq = 0.0
-    db[:] = 0.0
-    for r in range(n):
-        for j in range(h):
-            f = gates[r, j]
-            i = gates[r, h + j]
-            o = gates[r, 2 * h + j]
-            g = gates[r, 3 * h + j]
-            t = tc[r, j]
-            cp = c_prev[r, j]
-            df_ = f * (1.0 - f)
-            di_ = i * (1.0 - i)
-            dg_ = 1.0 - g * g if cand == TANH else g * (1.0 - g)
-            do_ = o * (1.0 - o)
-            s_f = 0.0
-            s_i = 0.0
-            s_g = 0.0
-            s_o = 0.0
-            dh_tot = 0.0
-            for a in range(a_n):
-                dhv = dh[a, r, j]
-                dh_tot += dhv
-                dct = dc[a, r, j] + dhv * o * (1.0 - t * t)
-                vf = dct * cp * df_
-                vi = dct * g * di_
-                vg = dct * i * dg_
-                vo = dhv * t * do_
-                da[a, r, j] = vf
-                da[a, r, h + j] = vi
-                da[a, r, 2 * h + j] = vo
-                da[a, r, 3 * h + j] = vg
-                dc[a, r, j] = dct * f
-                s_f += vf
-                s_i += vi
-                s_g += vg
-                s_o += vo
-            da_sum[r, j] = s_f
-            da_sum[r, h + j] = s_i
-            da_sum[r, 2 * h + j] = s_o
-            da_sum[r, 3 * h + j] = s_g
-            sq += dh_tot * dh_tot
-        _add_row(db, da_sum[r])
-    return math.sqrt(sq)
-
-
-@kernel
-def lstm_step_backward_single(dh, dc, gates, c_prev, tc, cand, da, db, one):
-    """:func:`lstm_step_backward` for one gradient slot (full BPTT), written to vectorise.
-
-    dh, dc, c_prev, tc: (N, H); gates, da: (N, 4H); db: (4H,) the sum of da over the rows
+    dh: (N, H) dC/dh_t; dc: (N, H) dC/dC_t from step t+1 on entry, dC/dC_{t-1} on exit;
+    gates: (N, 4H) activated f, i, o, C~; c_prev: C_{t-1}; tc: tanh(C_t). Writes
+    da: (N, 4H) dC/d(pre-activations) and db: (4H,) the sum of da over the rows
     (added row by row while each row is in cache); ``one`` is 1 in the arrays' dtype
     (a float literal would turn float32 arithmetic into float64). Each loop touches
     at most four arrays, few enough for the compiler's overlap tests, so every loop
@@ -350,7 +294,7 @@ def lstm_forward(hx, W, b, gates, cs, tc, cand, approx, k):
 @kernel
 def lstm_backward(dy_steps, WhT, gates, cs, tc, cand, dh, dc, da, db, norms, to_initial):
     """Full backpropagation through time over all T steps in one call, t = T-1 .. 0:
-    dC/dh_t += dy_t; :func:`lstm_step_backward_single`; dC/dh_{t-1} = dC/dz_t W_h^T.
+    dC/dh_t += dy_t; :func:`lstm_step_backward`; dC/dh_{t-1} = dC/dz_t W_h^T.
 
     dy_steps: (T, N, H) output gradients of every step (``return_sequences``), or
     (0, N, H) when the only output is h_{T-1}, whose gradient the caller puts in dh.
@@ -367,8 +311,6 @@ def lstm_backward(dy_steps, WhT, gates, cs, tc, cand, dh, dc, da, db, norms, to_
         if every:
             for r in range(n):
                 _add_row(dh[r], dy_steps[t, r])
-        norms[t] = lstm_step_backward_single(
-            dh, dc, gates[t], cs[t], tc[t], cand, da[t], db[t], one
-        )
+        norms[t] = lstm_step_backward(dh, dc, gates[t], cs[t], tc[t], cand, da[t], db[t], one)
         if t > 0 or to_initial:
             gemm(da[t], WhT, dh)

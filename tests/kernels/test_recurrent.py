@@ -94,19 +94,16 @@ def test_lstm_step_forward(cand, dtype, tol):
     assert (h_next[:, c_prev.shape[1] :] == 7.0).all()
 
 
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-5)])
 @pytest.mark.parametrize("cand", ["tanh", "sigmoid"])
-def test_lstm_step_backward_two_slots(cand):
+def test_lstm_step_backward_is_the_course_formula(cand, dtype, tol):
     rng = np.random.default_rng(3)
     gx, gh, b, c_prev = blocks(rng, np.float64)
     gates, c, tc, _ = lstm_reference(gx, gh, b, c_prev, cand)
     f, i, o, g = np.split(gates, 4, axis=1)
-    dh = rng.standard_normal((2, 3, 5))
-    dc = rng.standard_normal((2, 3, 5))
-    dc_in = dc.copy()
-    da, da_sum, db = np.empty((2, 3, 20)), np.empty((3, 20)), np.full(20, 9.0)
-    code = K.ACTIVATION_CODES[cand]
-    norm = K.lstm_step_backward(dh, dc, gates, c_prev, tc, code, da, da_sum, db)
-    dct = dc_in + dh * o * (1 - tc**2)
+    dh = rng.standard_normal((3, 5))
+    dc = rng.standard_normal((3, 5))
+    dct = dc + dh * o * (1 - tc**2)
     want = np.concatenate(
         [
             dct * c_prev * f * (1 - f),
@@ -114,35 +111,14 @@ def test_lstm_step_backward_two_slots(cand):
             dh * tc * o * (1 - o),
             dct * i * act_grad_from_output(cand, g),
         ],
-        axis=2,
+        axis=1,
     )
-    np.testing.assert_allclose(da, want, rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(da_sum, want.sum(axis=0), rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(db, want.sum(axis=(0, 1)), rtol=1e-13, atol=1e-15)  # overwritten
-    np.testing.assert_allclose(dc, dct * f, rtol=1e-13)
-    assert norm == pytest.approx(np.linalg.norm(dh.sum(axis=0)))
-
-
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-5)])
-@pytest.mark.parametrize("cand", ["tanh", "sigmoid"])
-def test_lstm_step_backward_single_slot_matches_the_general_kernel(cand, dtype, tol):
-    rng = np.random.default_rng(4)
-    gx, gh, b, c_prev = blocks(rng, np.float64)
-    gates, c, tc, _ = (a.astype(dtype) for a in lstm_reference(gx, gh, b, c_prev, cand))
-    c_prev = c_prev.astype(dtype)
-    dh = rng.standard_normal((1, 3, 5)).astype(dtype)
-    dc = rng.standard_normal((1, 3, 5)).astype(dtype)
+    gates, c_prev, tc, dh = (x.astype(dtype) for x in (gates, c_prev, tc, dh))
+    dc_io, da, db = dc.astype(dtype), np.empty((3, 20), dtype), np.full(20, 9.0, dtype)
     code = K.ACTIVATION_CODES[cand]
-    dc_general, da, da_sum = dc.copy(), np.empty((1, 3, 20), dtype), np.empty((3, 20), dtype)
-    db = np.empty(20, dtype)
-    want_norm = K.lstm_step_backward(dh, dc_general, gates, c_prev, tc, code, da, da_sum, db)
-    dc_single, da_single = dc[0].copy(), np.empty((3, 20), dtype)
-    db_single = np.full(20, 9.0, dtype)
-    norm = K.lstm_step_backward_single(
-        dh[0], dc_single, gates, c_prev, tc, code, da_single, db_single, dtype(1.0)
-    )
-    assert da_single.dtype == dtype
-    np.testing.assert_allclose(da_single, da[0], rtol=tol, atol=tol)
-    np.testing.assert_allclose(db_single, da[0].sum(axis=0), rtol=tol, atol=tol)
-    np.testing.assert_allclose(dc_single, dc_general[0], rtol=tol, atol=tol)
-    assert norm == pytest.approx(want_norm, rel=tol)
+    norm = K.lstm_step_backward(dh, dc_io, gates, c_prev, tc, code, da, db, dtype(1.0))
+    assert da.dtype == dtype
+    np.testing.assert_allclose(da, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(db, want.sum(axis=0), rtol=tol, atol=tol)  # overwritten
+    np.testing.assert_allclose(dc_io, dct * f, rtol=tol, atol=tol)
+    assert norm == pytest.approx(np.linalg.norm(dh.astype(np.float64)), rel=tol)

@@ -18,9 +18,6 @@ rows [:H] act on h_{t-1}, rows [H:] on x_t; columns are the blocks f, i, o, C~
 The rows [h_{t-1}, x_t] of every step lie side by side in one buffer hx: (T + 1, N, H + F),
 so each step is one BLAS product hx[t] W (x_t and h_{t-1} together), the step writes
 h_t into hx[t + 1], and dC/dW = sum_t hx[t]^T dC/dz is one product over all steps.
-(The x part of all steps as one product, plus an h product per step, measured 2-5%
-slower per Fashion-MNIST row batch, where the x product has K = 28 and makes poor use
-of the BLAS; the same speed with 128 input features.)
 h_{-1}, C_{-1} are zeros, or learned parameters h0, c0 (``initial_state: learned``).
 Output: all h_t (N, T, H) with ``return_sequences``, else h_{T-1}: (N, H).
 Stack layers by giving every one but the last ``return_sequences: true``.
@@ -43,8 +40,10 @@ the gradient through C vanishes like 0.5^t before anything is learned; b_f = 1
 (f ~ 0.73) makes the cell remember by default early in training (Gers et al.
 2000; Jozefowicz et al. 2015 found it closes most of the gap to the GRU).
 
-Truncated BPTT (``bptt_steps: k``) and ``state_grad_norms`` (||dC/dh_t||_2 over
-the batch, per step) work as in the ``rnn`` layer.
+Truncated BPTT (``bptt_steps: k``), ``state_grad_norms`` (||dC/dh_t||_2 over the
+batch, per step) and the way the steps run (one kernel call, or the same loop in
+Python) work as in the ``rnn`` layer; the step kernels are ``lstm_step_forward`` and
+``lstm_step_backward`` in ``dlrun.kernels.recurrent``.
 """
 
 from __future__ import annotations
@@ -186,23 +185,27 @@ class LSTM(Layer):
             K.lstm_backward(
                 dy_steps, WhT, gates, cs, tc, cand, dh[0], dc[0], da_all, db, norms, learned
             )
-        else:
+        else:  # truncated BPTT, or no BLAS callable from Numba: the same steps from Python
             dy_at = output_grads(dy, steps, c.return_sequences)
+            db_slots = np.empty((a, 4 * h), dtype=self.dtype)
             for t in range(steps - 1, trunc.first - 1, -1):
-                dy_t = dy_at(t)
-                trunc.inject(dh, t, dy_t)
+                trunc.inject(dh, t, dy_at(t))
                 if trunc.ring:
                     dc[t % a] = 0.0  # a new chain starts with no cell gradient
-                if a == 1:  # full BPTT: one slot, written straight into da_all[t]
-                    da_t = da_all[t]
-                    norms[t] = K.lstm_step_backward_single(
-                        dh[0], dc[0], gates[t], cs[t], tc[t], cand, da_t, db[t], one
-                    )
-                else:
-                    da_t = da
+                if a == 1:  # one chain: written straight into this step's share
                     norms[t] = K.lstm_step_backward(
-                        dh, dc, gates[t], cs[t], tc[t], cand, da, da_all[t], db[t]
+                        dh[0], dc[0], gates[t], cs[t], tc[t], cand, da_all[t], db[t], one
                     )
+                    da_t = da_all[t]
+                else:  # one chain per live output, each through the same step kernel
+                    norms[t] = np.sqrt(np.sum(dh.sum(axis=0, dtype=np.float64) ** 2))
+                    for i in range(a):
+                        K.lstm_step_backward(
+                            dh[i], dc[i], gates[t], cs[t], tc[t], cand, da[i], db_slots[i], one
+                        )
+                    np.sum(da, axis=0, out=da_all[t])
+                    np.sum(db_slots, axis=0, out=db[t])
+                    da_t = da
                 if t > 0 or learned:
                     np.matmul(da_t.reshape(a * n, 4 * h), WhT, out=dh.reshape(a * n, h))
         self.state_grad_norms = norms

@@ -18,14 +18,22 @@ gradient arriving from step t+1:
     dC/dU = sum_t X_t^T dC/dz_t,   dC/dW = sum_t S_{t-1}^T dC/dz_t,   dC/db = sum_t dC/dz_t
     dC/dX_t = dC/dz_t U^T
 
-Truncated BPTT (``bptt_steps: k``): the gradient of the output at time t flows
-back through at most k recurrent steps, to S_t, ..., S_{t-k} (as in the
-course's ``bptt_truncate``); the parameter gradients collect only those terms.
-Each output's chain is carried separately (one "slot" per live output, k + 1
-slots, all through one matrix product per step). k >= T is full BPTT.
+Truncated BPTT (``bptt_steps: k``, a dlrun option the course does not use): the
+gradient of the output at time t flows back through at most k recurrent steps, to
+S_t, ..., S_{t-k}; the parameter gradients collect only those terms. Each output's
+chain is carried separately (one "slot" per live output, k + 1 slots, all through one
+matrix product per step). k >= T is full BPTT.
 
 After ``backward``, ``state_grad_norms[t]`` = ||dC/dS_t||_2 over the batch:
 the vanishing (or exploding) gradient in time.
+
+How the steps run (the same for the ``lstm`` layer). Each time step is a matrix
+product (NumPy's BLAS) and a step kernel (``dlrun.kernels.recurrent``: the
+nonlinearity forward, its derivative backward). Forward, and backward with full BPTT,
+run all T steps in one kernel call (``rnn_forward``/``rnn_backward``), which loops over
+the steps and calls the same BLAS routine from Numba; truncated BPTT, and NumPy builds
+whose BLAS Numba cannot call, run the same loop here in Python, over the same step
+kernels. Either way one formula, written once, computes each step.
 """
 
 from __future__ import annotations
