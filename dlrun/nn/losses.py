@@ -19,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from dlrun.config.registry import losses
+from dlrun.errors import DataError
 from dlrun.kernels import losses as K
 
 
@@ -38,6 +39,12 @@ class Loss:
 
     @staticmethod
     def rows(t: np.ndarray, o2: np.ndarray) -> np.ndarray:
+        """The targets as an array of ``o2``'s shape and dtype."""
+        if t.size != o2.size:
+            raise DataError(
+                f"{t.size} target values for an output of {o2.size} values",
+                hint="the network's output must have the targets' shape",
+            )
         return np.ascontiguousarray(t, dtype=o2.dtype).reshape(o2.shape)
 
 
@@ -58,7 +65,21 @@ class CrossEntropy(Loss):
 
     @staticmethod
     def rows(t: np.ndarray, o2: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+        """The labels as one int64 per row of ``o2``, each a valid column of it (the kernel
+        indexes with them: a label out of range must never reach it)."""
+        labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+        if labels.size != o2.shape[0]:
+            raise DataError(
+                f"cross_entropy: {labels.size} labels for {o2.shape[0]} output rows",
+                hint="the network's output must have one row per label",
+            )
+        if labels.size and (labels.min() < 0 or labels.max() >= o2.shape[1]):
+            raise DataError(
+                f"cross_entropy: labels from {labels.min()} to {labels.max()}, but the output "
+                f"has {o2.shape[1]} units (labels 0 to {o2.shape[1] - 1})",
+                hint="give the last dense layer one unit per class (units: classes)",
+            )
+        return labels
 
 
 @losses.register("binary_cross_entropy")

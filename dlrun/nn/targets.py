@@ -4,8 +4,66 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlrun.errors import BuildError
 from dlrun.kernels.metrics import argmax_hits
 from dlrun.nn.network import Network
+
+
+def check_output(
+    net: Network, task: str, n_classes: int | None, target_shape: tuple[int, ...]
+) -> None:
+    """A BuildError unless the network's output fits the dataset's targets and the loss,
+    checked before any kernel runs (a kernel that indexes with labels must never see a
+    label beyond the output's units).
+
+    ``target_shape``: one sample's targets, e.g. () for a label, (T,) for a label per time
+    step, (T, 1) for a value per time step.
+    """
+    out = tuple(net.output_shape)
+    last = net.layers[-1]
+    where = f"the network's output (layer '{last.name}', {last.registered_name}) has shape {out}"
+    loss = net.loss.registered_name
+    if task != "classification":
+        if out != tuple(target_shape):
+            raise BuildError(
+                f"{where} per sample, but each sample's target has shape {tuple(target_shape)}",
+                hint=_shape_hint(out, tuple(target_shape)),
+            )
+        return
+    lead, units = out[:-1], out[-1]
+    if lead != tuple(target_shape):
+        raise BuildError(
+            f"{where} per sample, but each sample has labels of shape {tuple(target_shape)} "
+            f"({'one label' if not target_shape else 'one label per time step'})",
+            hint=_shape_hint(lead, tuple(target_shape)),
+        )
+    if n_classes is None:
+        return
+    if loss == "binary_cross_entropy":
+        if n_classes != 2 or units != 1:
+            raise BuildError(
+                f"{where}; binary_cross_entropy needs one output unit and two classes, "
+                f"and the dataset has {n_classes} classes",
+                hint="use cross_entropy with a softmax layer of one unit per class"
+                if n_classes != 2
+                else "give the last dense layer units: 1",
+            )
+    elif units != n_classes and not (loss == "quadratic" and n_classes == 2 and units == 1):
+        raise BuildError(
+            f"{where}: {units} output units for a dataset of {n_classes} classes",
+            hint=f"give the last dense layer units: {n_classes} (or units: classes)",
+        )
+
+
+def _shape_hint(out: tuple[int, ...], want: tuple[int, ...]) -> str:
+    if len(out) < len(want):
+        return "a recurrent layer that feeds the output needs return_sequences: true"
+    if len(out) > len(want):
+        return (
+            "the output keeps an axis the targets do not have (a dense layer acts on the last "
+            "axis only): flatten first, or give the last recurrent layer return_sequences: false"
+        )
+    return f"the last layer should give {want} per sample"
 
 
 class Targets:

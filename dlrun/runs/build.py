@@ -13,7 +13,7 @@ from dlrun.config.resolve import resolve
 from dlrun.data.base import Splits
 from dlrun.errors import ConfigError
 from dlrun.nn.network import Network
-from dlrun.nn.targets import Targets
+from dlrun.nn.targets import Targets, check_output
 from dlrun.runs import checkpoint
 from dlrun.runs.rundir import RunDir
 
@@ -35,6 +35,7 @@ def build_network(cfg: dict[str, Any], splits: Splits, rng: np.random.Generator)
     """The config's network, built for the dataset's input shape and classes."""
     net = Network.from_config(cfg, splits.n_classes)
     net.build(splits.input_shape, rng, np.dtype(cfg["dtype"]))
+    check_output(net, splits.task, splits.n_classes, splits.train.y.shape[1:])
     return net
 
 
