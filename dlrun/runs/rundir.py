@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import secrets
@@ -132,7 +133,9 @@ class RunDir:
             raise CheckpointError(f"cannot read {self.path / 'config.yaml'}: {exc}") from None
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
-        atomic_write_text(self.path / name, json.dumps(data, indent=2, default=_jsonable) + "\n")
+        """Write ``data`` as strict JSON: a NaN or infinity becomes null."""
+        text = json.dumps(_finite(data), indent=2, default=_jsonable, allow_nan=False)
+        atomic_write_text(self.path / name, text + "\n")
 
     def read_json(self, name: str) -> dict[str, Any]:
         path = self.path / name
@@ -188,6 +191,17 @@ def _fmt(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value)
     return "" if value is None else value
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, +-inf) replaced by None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return _finite(_jsonable(value)) if type(value).__module__ == "numpy" else value
 
 
 def _jsonable(value: Any) -> Any:

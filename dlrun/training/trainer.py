@@ -98,7 +98,12 @@ class Trainer:
             "dtype": str(self.net.dtype),
         }
 
-    def save(self, name: str) -> None:
+    def save(self, name: str) -> bool:
+        """Write checkpoint ``name``, unless a parameter is not finite: a checkpoint is
+        always a state that training (or a rollback) can go on from. True if written."""
+        if not np.isfinite(self.net.params).all():
+            self.run.log(f"{name} not written: the parameters are not finite")
+            return False
         checkpoint.save(  # written at once: the live arrays, not copies of them
             self.run.checkpoints / name,
             self.net.state_dict(copy=False),
@@ -106,6 +111,7 @@ class Trainer:
             self.meta(),
             self.perm,
         )
+        return True
 
     def restore(self, path: Path, keep_scale: bool = False) -> None:
         params, opt, meta, perm = checkpoint.load(path)
@@ -194,7 +200,11 @@ class Trainer:
             if outcome == ROLLED_BACK:
                 continue  # at the last checkpoint's position, which may be mid-epoch
             self.sums["seconds"] += time.perf_counter() - t0
-            self._end_epoch()
+            outcome = self._end_epoch()
+            if outcome == STOP:
+                return
+            if outcome == ROLLED_BACK:
+                continue
             if self.best.should_stop:
                 self.reason = (
                     f"early stopping: {self.best.monitor} did not improve for "
@@ -251,10 +261,14 @@ class Trainer:
 
     def _diverged(self, value: float, x: np.ndarray) -> str:
         where = self._where_nonfinite(x)
-        msg = (
+        return self._diverge(
             f"loss or gradient became non-finite (loss={value}) at epoch {self.epoch + 1}, "
             f"step {self.step + 1}; first non-finite values in the {where}"
         )
+
+    def _diverge(self, msg: str) -> str:
+        """Apply the divergence policy: ROLLED_BACK to the last checkpoint (which is
+        always finite) with half the learning rate, or STOP with status diverged."""
         self.run.log(msg)
         policy = self.cfg["train"]["divergence"]
         if policy["policy"] == "rollback" and self.rollbacks < policy["max_rollbacks"]:
@@ -271,7 +285,9 @@ class Trainer:
         self.status, self.reason = "diverged", msg
         return STOP
 
-    def _end_epoch(self) -> None:
+    def _end_epoch(self) -> str:
+        """Metrics of the finished epoch, checkpoints; NEXT, or the divergence policy's
+        outcome when the weights or the validation loss are no longer finite."""
         s = self.sums
         metrics: dict[str, Any] = {"epoch": self.epoch + 1, "loss": s["loss"] / max(s["count"], 1)}
         if self.targets.task == "classification":
@@ -283,8 +299,16 @@ class Trainer:
         metrics["seconds"] = s["seconds"]
         for name, _ in self.weight_layers:
             metrics[f"grad_norm/{name}"] = s[f"grad_norm/{name}"] / max(self.n_batches, 1)
+        problem = self._nonfinite_epoch(metrics)
+        if problem and self._diverge(problem) == ROLLED_BACK:
+            return ROLLED_BACK
         self.rows = [r for r in self.rows if r["epoch"] <= self.epoch] + [metrics]
         self.run.write_metrics(self.rows)
+        if problem:  # diverged: the epoch's row shows where; no checkpoint is written
+            self.epoch += 1
+            self.batch = 0
+            self.progress.epoch(metrics)
+            return STOP
         self.schedule.observe(self.epoch, metrics)
         improved = self.best.update(self.epoch + 1, metrics)
         self.epoch += 1
@@ -294,6 +318,23 @@ class Trainer:
         if self.epoch % self.cfg["train"]["checkpoint_every"] == 0 or self.epoch == self.epochs:
             self.save("last.npz")
         self.progress.epoch(metrics)
+        return NEXT
+
+    def _nonfinite_epoch(self, metrics: dict[str, Any]) -> str:
+        """Why this epoch's end is divergence ("" if it is not): parameters that are no
+        longer finite after the last update, or a non-finite validation loss."""
+        epoch = metrics["epoch"]
+        if not np.isfinite(self.net.params).all():
+            bad = next(
+                f"{layer.name}.{key}"
+                for layer, key, value in self.net.param_items()
+                if not np.isfinite(value).all()
+            )
+            return f"parameters became non-finite by the end of epoch {epoch} (first: {bad})"
+        for key in ("val_loss", "loss"):
+            if key in metrics and not math.isfinite(metrics[key]):
+                return f"{key} became non-finite at epoch {epoch} ({metrics[key]})"
+        return ""
 
     def _record_grad_through_time(self, when: str) -> None:
         record_grad_through_time(
