@@ -39,3 +39,9 @@ class CheckpointError(DlrunError):
 
 class BuildError(ConfigError):
     """A network cannot be built from its config (shapes do not fit, ...)."""
+
+
+class RunFilesError(DlrunError):
+    """A run directory cannot be written (not writable, not a folder, disk full, ...)."""
+
+    exit_code = 1

@@ -30,9 +30,9 @@ def runs(
         ):
             table.add_column(col, justify=just, no_wrap=col == "run")  # type: ignore[arg-type]
         for r in list_runs(runs_dir):
-            monitor = r.get("monitor") or "val_loss"
-            best = r.get("best", {}).get(monitor)
-            test = r.get("final", {}).get("test_accuracy")
+            monitor = r.get("monitor") if isinstance(r.get("monitor"), str) else "val_loss"
+            best = _section(r, "best").get(monitor)
+            test = _section(r, "final").get("test_accuracy")
             table.add_row(
                 r["name"],
                 str(r.get("status", "running?")),
@@ -42,3 +42,9 @@ def runs(
                 f"{r['seconds']:.1f}" if isinstance(r.get("seconds"), float) else "",
             )
         console.print(table)
+
+
+def _section(summary: dict, key: str) -> dict:
+    """``summary[key]`` if it is a mapping (a damaged summary may hold anything there)."""
+    value = summary.get(key)
+    return value if isinstance(value, dict) else {}

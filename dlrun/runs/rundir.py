@@ -12,6 +12,8 @@ fsync, ``os.replace``), so a crash leaves the previous version intact.
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import io
 import json
 import math
@@ -22,15 +24,44 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dlrun.errors import CheckpointError
+from dlrun.errors import CheckpointError, RunFilesError
 
 STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
+#: Longest run name kept in a folder name (the stamp and id follow it; file systems allow
+#: 255 bytes per name).
+MAX_NAME = 100
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of the files dlrun writes: what open() would give (0o666 less the umask).
+FILE_MODE = 0o666 & ~_umask()
+
+
+def fs_error(exc: OSError, what: str) -> RunFilesError:
+    """A clear message for a file-system fault while ``what``."""
+    reason = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    hints = {
+        errno.ENOSPC: "free some disk space, or use --runs-dir on another disk",
+        errno.EFBIG: "the file grew past the file system's size limit",
+        errno.EACCES: "choose a folder you may write to (--runs-dir)",
+        errno.EROFS: "choose a folder on a writable file system (--runs-dir)",
+        errno.ENOTDIR: "a file stands where a folder is needed; remove it or pick --runs-dir",
+        errno.EEXIST: "a file stands where a folder is needed; remove it or pick --runs-dir",
+    }
+    return RunFilesError(f"{what}: {reason}{where}", hint=hints.get(exc.errno))
 
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
@@ -38,6 +69,7 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; a run's files are as readable as any
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -94,21 +126,51 @@ class RunDir:
 
     @classmethod
     def create(cls, runs_dir: Path, name: str) -> RunDir:
+        """A new, empty run directory in ``runs_dir``: ``<name>-<stamp>-<id>``, the name
+        made safe for a file name and cut to MAX_NAME characters."""
         runs_dir = Path(runs_dir)
-        runs_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "run"
-        while True:
-            path = runs_dir / f"{safe}-{stamp}-{secrets.token_hex(3)}"
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                continue
-        run = cls(path)
-        run.checkpoints.mkdir()
-        run.plots.mkdir()
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        safe = safe[:MAX_NAME].lstrip(".") or "run"
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            while True:
+                path = runs_dir / f"{safe}-{stamp}-{secrets.token_hex(3)}"
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    if not runs_dir.is_dir():
+                        raise
+            run = cls(path)
+            run.checkpoints.mkdir()
+            run.plots.mkdir()
+        except OSError as exc:
+            raise fs_error(exc, f"cannot create a run directory in {runs_dir}") from None
         return run
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold this run directory for one training process. A second process (another
+        ``--resume``, a sweep cell) is refused, with the holder's PID. The lock is the
+        operating system's (flock on the folder itself): it ends with its process, so a
+        killed run leaves no stale lock, and no file is written for it."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise fs_error(exc, f"cannot open {self.path}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _lock_holder(os.fstat(fd).st_ino) or "unknown"
+                raise CheckpointError(
+                    f"run {self.path} is being trained by another process (PID {holder})",
+                    hint="wait for it to finish, or stop it; the lock ends with its process",
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -138,30 +200,42 @@ class RunDir:
         atomic_write_text(self.path / name, text + "\n")
 
     def read_json(self, name: str) -> dict[str, Any]:
+        """The JSON object in file ``name`` ({} if there is none); a CheckpointError if the
+        file is not a JSON object."""
         path = self.path / name
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8
             raise CheckpointError(f"cannot read {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path} holds {type(data).__name__}, not a JSON object")
+        return data
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Rewrite metrics.csv with ``rows`` (one per epoch)."""
         write_csv(self.path / "metrics.csv", rows)
 
     def metrics(self) -> list[dict[str, float]]:
+        """The rows of metrics.csv that are whole, by epoch: a row cut short or holding a
+        value that is not a number (a damaged file) is left out, and a repeated epoch is
+        read once (its first row)."""
         path = self.path / "metrics.csv"
         if not path.is_file():
             return []
-        with path.open(encoding="utf-8") as f:
-            rows = [
-                {k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
-                for row in csv.DictReader(f)
-            ]
-        for row in rows:
-            row["epoch"] = int(row["epoch"])
-        return rows
+        rows: dict[int, dict[str, float]] = {}
+        try:
+            with path.open(encoding="utf-8", newline="") as f:
+                reader = csv.DictReader(f)
+                columns = reader.fieldnames or []
+                for raw in reader:
+                    row = _metrics_row(raw, columns)
+                    if row is not None and row["epoch"] >= 1:
+                        rows.setdefault(row["epoch"], row)
+        except (OSError, ValueError, csv.Error) as exc:
+            raise CheckpointError(f"cannot read {path}: {exc}") from None
+        return [rows[e] for e in sorted(rows)]
 
     def log(self, line: str) -> None:
         with (self.path / "log.txt").open("a", encoding="utf-8") as f:
@@ -172,6 +246,38 @@ class RunDir:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         self.write_json("summary.json", summary)
+
+
+def _lock_holder(inode: int) -> str | None:
+    """The PID holding a flock on the file with ``inode``, from /proc/locks (Linux)."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4242 fd:01:123456 0 EOF" (blocked waiters have "->")
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            return fields[4]
+    return None
+
+
+def _metrics_row(raw: dict[str, Any], columns: list[str]) -> dict[str, float] | None:
+    """One metrics.csv row as numbers, or None if it is not whole."""
+    if "epoch" not in columns or None in raw or any(raw.get(k) is None for k in columns):
+        return None  # a row with too many or too few fields
+    row: dict[str, float] = {}
+    try:
+        for key in columns:
+            value = raw[key]
+            row[key] = float(value) if value != "" else float("nan")
+        epoch = row["epoch"]
+        if not epoch.is_integer():
+            return None
+        row["epoch"] = int(epoch)
+    except ValueError:
+        return None
+    return row
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -221,14 +327,13 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     out = []
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
-        return out
+        raise CheckpointError(f"no runs folder at {runs_dir}", hint="dlrun runs RUNS_DIR")
     for path in sorted(runs_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
         if not (path / "config.yaml").is_file():
             continue
-        run = RunDir(path)
         try:
-            summary = run.summary()
-        except CheckpointError:
-            summary = {"status": "unreadable"}
+            summary = RunDir(path).summary()
+        except CheckpointError as exc:
+            summary = {"status": "unreadable", "reason": exc.message}
         out.append({"path": path, "name": path.name, **summary})
     return out

@@ -21,7 +21,7 @@ from dlrun.config.loading import apply_overrides
 from dlrun.config.resolve import load, resolve
 from dlrun.errors import CheckpointError, DataError, DlrunError
 from dlrun.runs.build import build_network, load_data, make_streams
-from dlrun.runs.rundir import RunDir
+from dlrun.runs.rundir import RunDir, fs_error
 from dlrun.training.parts import build_parts
 from dlrun.training.progress import Progress
 from dlrun.training.trainer import Trainer
@@ -54,9 +54,6 @@ def train(
             raise DlrunError("--set cannot be combined with --resume (the run keeps its config)")
         run = RunDir.open(Path(resume))
         cfg = resolve(run.config(), source=str(run.path / "config.yaml"))
-        summary = run.summary()
-        if summary.get("status") == "completed":
-            raise CheckpointError(f"run {run.path} is already completed; nothing to resume")
     elif isinstance(config, dict):
         cfg = resolve(apply_overrides(config, overrides))
     else:
@@ -73,16 +70,45 @@ def train(
     parts = build_parts(cfg, net, has_val=splits.val is not None)
     if resume is None:
         run = RunDir.create(Path(runs_dir), cfg.get("name") or "run")
-        run.write_config(cfg, overrides)
-        run.log(f"created; config {config if not isinstance(config, dict) else '(dict)'}")
-    trainer = Trainer(
-        cfg, run, splits, net, streams, parts, Progress(progress, run.path.name), callbacks
-    )
-    del splits  # the trainer's reference only: it lets the training set go before the figures
-    if resume is not None:
-        trainer.restore(run.checkpoints / "last.npz")
-        trainer.rows = [r for r in run.metrics() if r["epoch"] <= trainer.epoch]
-        trainer.run.log(f"resumed at epoch {trainer.epoch}, batch {trainer.batch}")
-    run.log("training steps: " + "; ".join(net.plan_lines()))
-    summary = trainer.fit()
+    try:
+        with run.lock():
+            if resume is None:
+                run.write_config(cfg, overrides)
+                run.log(f"created; config {config if not isinstance(config, dict) else '(dict)'}")
+            else:
+                _check_resumable(run)
+            trainer = Trainer(
+                cfg, run, splits, net, streams, parts, Progress(progress, run.path.name), callbacks
+            )
+            del splits  # the trainer's reference only: the training set goes before the figures
+            if resume is not None:
+                _restore(trainer, run)
+            run.log("training steps: " + "; ".join(net.plan_lines()))
+            summary = trainer.fit()
+    except OSError as exc:
+        raise fs_error(exc, f"cannot write run directory {run.path}") from None
     return RunResult(run.path, json.loads(json.dumps(summary, default=float)))
+
+
+def _check_resumable(run: RunDir) -> None:
+    """Refuse to resume a completed run; a damaged summary.json does not stop a resume
+    (the checkpoint is what it continues from, and the summary is written anew)."""
+    try:
+        summary = run.summary()
+    except CheckpointError as exc:
+        run.log(f"resuming despite an unreadable summary: {exc.message}")
+        return
+    if summary.get("status") == "completed":
+        raise CheckpointError(f"run {run.path} is already completed; nothing to resume")
+
+
+def _restore(trainer: Trainer, run: RunDir) -> None:
+    """Continue from last.npz; metrics.csv is rebuilt up to the checkpoint's epoch (a row
+    cut short, or one written after the checkpoint, is dropped)."""
+    trainer.restore(run.checkpoints / "last.npz")
+    rows = [r for r in run.metrics() if r["epoch"] <= trainer.epoch]
+    if len(rows) < trainer.epoch:
+        run.log(f"metrics.csv holds {len(rows)} whole rows of the checkpoint's {trainer.epoch}")
+    trainer.rows = rows
+    run.write_metrics(rows)
+    run.log(f"resumed at epoch {trainer.epoch}, batch {trainer.batch}")

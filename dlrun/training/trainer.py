@@ -118,16 +118,30 @@ class Trainer:
         self.net.load_state_dict(params)
         self.optimizer.load_state_dict(opt)
         try:
+            position = [meta[k] for k in ("epoch", "step", "batch", "rollbacks")]
+            if not all(type(v) is int and v >= 0 for v in position):
+                raise ValueError(f"epoch, step, batch, rollbacks must be counts, got {position}")
+            if position[2] > self.n_batches or position[0] > self.epochs:
+                raise ValueError(
+                    f"position epoch {position[0]}, batch {position[2]} is past the run"
+                )
+            sums, scale = meta["sums"], meta["lr_scale"]
+            if not isinstance(sums, dict) or not all(
+                isinstance(v, int | float) for v in sums.values()
+            ):
+                raise ValueError("the epoch's sums must be numbers")
+            if not isinstance(scale, int | float) or not 0 < scale <= 1:
+                raise ValueError(f"lr_scale must be in (0, 1], got {scale!r}")
             for k, g in self.streams.items():
                 g.bit_generator.state = meta["rng"][k]
-            self.epoch, self.step, self.batch = meta["epoch"], meta["step"], meta["batch"]
-            self.sums = meta["sums"]
+            self.epoch, self.step, self.batch = position[:3]
+            self.sums = sums
             self.schedule.load_state_dict(meta["schedule"])
             self.best.load_state_dict(meta["best"])
             if not keep_scale:
-                self.lr_scale, self.rollbacks = meta["lr_scale"], meta["rollbacks"]
+                self.lr_scale, self.rollbacks = float(scale), position[3]
         except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {path} has incomplete metadata: {exc}") from None
+            raise CheckpointError(f"checkpoint {path} has bad metadata: {exc}") from None
         if len(perm) == len(self.perm):
             self.perm = perm
 
