@@ -16,7 +16,7 @@ from numba import njit
 
 # Numba's default (OpenMP) threads keep spinning after a parallel kernel, and fight the BLAS
 # threads of the next matrix product for the same cores; the workqueue layer's threads sleep.
-# (Measured with scripts/bench_cnn.py: 173 vs 75 ms per CNN batch on 2 cores.) Its one limit:
+# (Measured with `python scripts/bench.py cnn`: 173 vs 75 ms per CNN batch on 2 cores.) Its one limit:
 # parallel kernels must not be launched from several threads of one process at once, so
 # `dlrun compare` runs cells in processes (and Dask workers with one thread each).
 numba.config.THREADING_LAYER = "workqueue"

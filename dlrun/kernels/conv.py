@@ -230,7 +230,7 @@ def masked_weight_grad(
     ``dY @ cols.T``, in one pass that never writes dY: for a layer that needs no dC/dx
     and whose K is small. For the Fashion-MNIST CNN's first convolution (K = 9, batch 64)
     it took 0.55-0.75x the time of the two steps, for K = 27 1.3x
-    (``python scripts/bench_cnn.py --what conv``). Filters go in blocks of 8 per task, so
+    (``python scripts/bench.py cnn --what conv``). Filters go in blocks of 8 per task, so
     a sample's columns are read from cache once per block. Each filter's
     sums are one thread's, per sample in the input dtype and across samples in float64,
     in a fixed order.

@@ -95,7 +95,7 @@ def tanh_approx(x, out, k):
 
 @fused_multiply_add
 def rnn_step_forward(zx, zh, b, s_out, act, approx, k):
-    """S_t = f(zx + zh + b), f = tanh (act 0) or sigmoid (act 1).
+    """S_t = f(zx + zh + b), f = tanh (act TANH) or sigmoid (act SIGMOID).
 
     zx: (N, H) the input projection X_t U; zh: (N, H) the recurrent S_{t-1} W;
     b: (H,); s_out: (N, H) (may be zh itself).
@@ -187,7 +187,7 @@ def lstm_step_forward(gates, b, c_prev, c_out, tc_out, h_next, cand, approx, k):
 
     gates: (N, 4H) holds the pre-activations [h_{t-1}, x_t] W on entry and the
     activated gates on exit; b: (4H,).
-        f = sigma(.), i = sigma(.), o = sigma(.), C~ = tanh(.) (cand 0) or sigma(.) (cand 1)
+        f = sigma(.), i = sigma(.), o = sigma(.), C~ = tanh(.) (cand TANH) or sigma(.) (cand SIGMOID)
         C_t = f * C_{t-1} + i * C~;   h_t = o * tanh(C_t)
     c_out, tc_out (= tanh(C_t)): (N, H). h_t goes into the first H columns of
     h_next: (N, >= H), the rows [h_t, x_{t+1}] of the next step's product. The

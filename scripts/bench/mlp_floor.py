@@ -1,7 +1,5 @@
 """The MLP benchmark's epoch as ONE Numba call: the lowest time dlrun's design could reach.
 
-    python scripts/bench.py mlp      # prints this floor in every round, beside torch's epoch
-
 Per batch it does the work a dlrun training step must do, with dlrun's own kernels and
 NumPy's BLAS called from inside Numba (``kernels/blas.py``), and no Python, layers,
 trainer, progress or metrics rows between them:
@@ -18,7 +16,8 @@ trainer, progress or metrics rows between them:
 
 So ``floor epoch / torch epoch`` is the ratio an ideal implementation of dlrun's
 training step (guard before the update, per-layer gradient norms) reaches with this BLAS.
-``tests/test_bench_floor.py`` checks that it computes the same epoch as plain NumPy.
+``python scripts/bench.py mlp`` times it in every round, after :func:`check` has shown
+that it computes the same epoch as plain NumPy.
 """
 
 from __future__ import annotations
@@ -129,11 +128,71 @@ def fused_epoch(
     return seconds, result
 
 
-def mlp_params(sizes=(784, 256, 128, 10), seed: int = 0) -> list[np.ndarray]:
-    """He-normal weights and zero biases for a dense network of these sizes."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for n_in, n_out in zip(sizes, sizes[1:]):
-        out.append((rng.standard_normal((n_in, n_out)) * math.sqrt(2.0 / n_in)).astype(np.float32))
-        out.append(np.zeros(n_out, np.float32))
-    return out
+def numpy_epoch(x, y, perm, params, lr, batch):
+    """gd on relu layers + softmax cross-entropy, float64, the layers' formulas as written:
+    (parameters, mean loss, accuracy, mean per-layer ||dC/dW||)."""
+    ps = [p.astype(np.float64) for p in params]
+    total = hits = 0.0
+    norms = np.zeros(len(ps) // 2)
+    for start in range(0, len(perm), batch):
+        idx = perm[start : start + batch]
+        a = [x[idx].reshape(len(idx), -1) / 255.0]
+        for l in range(0, len(ps), 2):
+            z = a[-1] @ ps[l] + ps[l + 1]
+            a.append(z if l == len(ps) - 2 else np.maximum(z, 0))
+        z = a[-1]
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        o = e / e.sum(axis=1, keepdims=True)
+        t = y[idx]
+        total += -np.log(o[np.arange(len(t)), t]).sum()
+        hits += (z.argmax(axis=1) == t).sum()
+        dz = o.copy()
+        dz[np.arange(len(t)), t] -= 1
+        dz /= len(t)
+        grads = [None] * len(ps)
+        for l in range(len(ps) - 2, -1, -2):
+            grads[l], grads[l + 1] = a[l // 2].T @ dz, dz.sum(axis=0)
+            norms[l // 2] += np.linalg.norm(grads[l])
+            if l:
+                dz = (dz @ ps[l].T) * (a[l // 2] > 0)
+        ps = [p - lr * g for p, g in zip(ps, grads)]
+    steps = -(-len(perm) // batch)
+    return ps, total / len(perm), hits / len(perm), norms / steps
+
+
+def check() -> None:
+    """Fail unless :func:`fused_epoch` is the NumPy epoch on small random networks (same
+    parameters, loss, accuracy and gradient norms over three batches of 64 and one of 8),
+    and leaves the parameters untouched once a gradient is not finite."""
+    rng = np.random.default_rng(1)
+
+    def params(sizes):
+        return [
+            a
+            for n_in, n_out in zip(sizes, sizes[1:])
+            for a in (
+                (rng.standard_normal((n_in, n_out)) * math.sqrt(2 / n_in)).astype(np.float32),
+                np.zeros(n_out, np.float32),
+            )
+        ]
+
+    for sizes in ((12, 8, 6, 3), (20, 5, 4)):
+        x = rng.integers(0, 256, (200, sizes[0]), dtype=np.uint8)
+        y = rng.integers(0, sizes[-1], 200)
+        perm = rng.permutation(200)
+        ps = params(sizes)
+        want, loss, acc, norms = numpy_epoch(x, y, perm, ps, 0.1, 64)
+        _, got = fused_epoch(x, y, perm, ps, lr=0.1, batch=64)
+        np.testing.assert_equal((got["steps"], got["accuracy"]), (4, acc))
+        for p, w in zip(ps, want):
+            np.testing.assert_allclose(p, w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got["loss"], loss, rtol=1e-5)
+        np.testing.assert_allclose(got["grad_norms"], norms, rtol=1e-4)
+    ps = params((6, 4, 3))
+    ps[0][0, :] = np.inf
+    before = [p.copy() for p in ps]
+    x = rng.integers(1, 256, (64, 6), dtype=np.uint8)
+    _, got = fused_epoch(x, rng.integers(0, 3, 64), np.arange(64), ps)
+    np.testing.assert_equal(got["steps"], -1)
+    for p, b in zip(ps, before):
+        np.testing.assert_array_equal(p, b)

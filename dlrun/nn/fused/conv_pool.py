@@ -11,7 +11,7 @@ winners and gradients, without the full maps.
 A first convolution (no dC/dx, one 3x3 input channel) with even output sizes keeps
 its columns in pooling-phase order (``kernels.conv_pool.im2col_phased``): the four
 pixels of each window in four separate blocks, which the pool and the weight
-gradient read along contiguous memory (``scripts/bench_cnn.py --what order``).
+gradient read along contiguous memory (``python scripts/bench.py cnn --what order``).
 
 The two layers stay what the config says (their shapes, parameters and
 per-layer gradient checks are theirs); ``Network``'s training and evaluation

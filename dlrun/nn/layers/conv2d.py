@@ -1,10 +1,7 @@
 """2-D convolution layer (NCHW), computed as im2col + one BLAS matrix product.
 
-Why im2col and not direct loops: for the MNIST CNN of ``scripts/bench_cnn.py``
-(3x3 convolutions 1->32 on 28x28 and 32->64 on 14x14, batch 64), forward +
-backward with im2col + GEMM measured 1.05-3.6x (first) and 1.7-9x (second
-convolution) faster than jitted direct loops, over four runs on a busy 2-core
-machine (``python scripts/bench_cnn.py --what conv``); the direct loops never won.
+im2col + GEMM measured faster than jitted direct loops for both convolutions of the
+course's CNN (``python scripts/bench.py cnn --what conv``; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ IntPair = PositiveInt | tuple[PositiveInt, PositiveInt]
 
 #: A layer that computes no dC/dx (the first) and has at most this many rows in its columns
 #: (C*kh*kw: one 3x3 input channel) gets dW straight from dy (kernels.conv.masked_weight_grad);
-#: measured faster for K = 9, slower for K = 27 (``python scripts/bench_cnn.py --what conv``).
+#: measured faster for K = 9, slower for K = 27 (``python scripts/bench.py cnn --what conv``).
 SMALL_K = 9
 
 #: Samples per im2col pass in evaluation mode: bounds the work memory of a big predict batch

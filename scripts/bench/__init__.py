@@ -1,0 +1,1 @@
+"""The benchmarks behind ``python scripts/bench.py WHAT``, one module each."""
