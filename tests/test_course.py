@@ -1,6 +1,7 @@
 """The course's claims, run from the shipped configs (issue: "the course, runnable")."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -68,7 +69,11 @@ def test_sine_regression_with_the_quadratic_cost(runs_dir):
 
 
 def test_quickstart_is_a_real_job(runs_dir):
+    """The whole job as configured: 60 epochs of 900 training samples in mini-batches of 32
+    (its wall time is a benchmark's business, not a test's)."""
     result = run("quickstart", runs_dir)
     s = json.loads((result.run_dir / "summary.json").read_text())
     assert s["status"] == "completed" and s["final"]["test_accuracy"] > 0.9
-    assert s["seconds"] < 60
+    n_train = 1500 - 300 - 300  # val_fraction and test_fraction 0.2
+    assert s["epochs"] == 60 and s["steps"] == 60 * math.ceil(n_train / 32)
+    assert [r["epoch"] for r in RunDir(result.run_dir).metrics()] == list(range(1, 61))

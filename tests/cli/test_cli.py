@@ -1,6 +1,7 @@
 """The command line: thin commands, clear errors, exit codes."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -9,6 +10,7 @@ from dlrun import __version__
 from dlrun.cli import app
 from tests.cli.conftest import invoke, runner
 from tests.conftest import CONFIGS, REGRESSION, small_config
+from tests.training.test_evaluate import SIZES, reference_metrics, split_sizes_run
 
 
 @pytest.fixture
@@ -205,3 +207,31 @@ def test_a_diverging_run_says_where_and_exits_nonzero(tmp_path):
     )
     run_dir = next((tmp_path / "runs").iterdir())
     assert (run_dir / "checkpoints" / "last.npz").is_file()
+
+
+def table_values(output):
+    """{metric: value} from the metric table that ``dlrun eval`` prints."""
+    return {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(r"^│ (\w+)\s+│\s+([-+.\deE]+) │$", output, re.MULTILINE)
+    }
+
+
+@pytest.fixture(scope="module")
+def sized_run(tmp_path_factory):
+    return split_sizes_run(tmp_path_factory.mktemp("runs")).run_dir
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_eval_reports_the_split_and_checkpoint_asked_for(sized_run, split, which):
+    """val (20 samples) and test (60) differ in size; best (lowest val_loss) and last differ."""
+    result = invoke("eval", sized_run, "--split", split, "--checkpoint", which)
+    assert result.exit_code == 0, result.output
+    assert f"({which}, {split})" in result.output
+    shown = table_values(result.output)
+    ref = reference_metrics(sized_run, split, which)
+    assert set(shown) == {"loss", "accuracy", "n"}, result.output
+    assert shown["n"] == ref["n"] == SIZES[split]
+    assert shown["loss"] == pytest.approx(ref["loss"], rel=2e-5)  # printed to 6 digits
+    assert shown["accuracy"] == pytest.approx(ref["accuracy"], rel=2e-5)

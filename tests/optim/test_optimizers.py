@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from dlrun.config.registry import optimizers
 from dlrun.errors import CheckpointError
 from dlrun.optim.optimizers import Optimizer
+from tests.crosscheck.common import import_torch
 from tests.naive_optim import REFERENCES
 
 NAMES = ["gd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamax", "nadam"]
@@ -236,7 +237,7 @@ TORCH_SAME = ["gd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "a
 
 @pytest.mark.parametrize("name", TORCH_SAME)
 def test_agrees_with_torch_optim(name):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()  # a test-only extra: skips without it, except in CI
     w0, grads, _ = random_steps()
     lr = 0.02  # constant: torch's momentum keeps eta outside the velocity
     opt = make(name, w0.size)

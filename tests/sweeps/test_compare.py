@@ -8,7 +8,6 @@ import math
 import os
 import signal
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -385,14 +384,22 @@ def test_dask_cluster_gives_the_same_results_as_local(tmp_path):
     assert str(os.getpid()) not in " ".join(workers)
 
 
-def test_unreachable_dask_scheduler_is_a_clear_error_within_seconds(runs_dir):
+@pytest.mark.timeout(120)  # a guard against a hang, not a measurement
+def test_unreachable_dask_scheduler_is_a_clear_error_after_its_timeout(runs_dir, monkeypatch):
+    """The connection is attempted with the bounded ``timeout`` (2 s, not distributed's
+    default of 30 s or none), and its failure is one clear error that says so."""
+    distributed = pytest.importorskip("distributed")
+    real_client, asked = distributed.Client, []
+
+    def client(*args, **kwargs):
+        asked.append(kwargs.get("timeout"))
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "Client", client)
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    start = time.perf_counter()
-    with pytest.raises(
-        ConfigError, match=f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"
-    ):
+    with pytest.raises(ConfigError) as info:
         compare(
             tiny_sweep(),
             runs_dir=runs_dir,
@@ -400,7 +407,10 @@ def test_unreachable_dask_scheduler_is_a_clear_error_within_seconds(runs_dir):
             address=f"tcp://127.0.0.1:{port}",
             timeout=2,
         )
-    assert time.perf_counter() - start < 15
+    assert asked == [2]
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} (waited 2 s)" in str(
+        info.value
+    )
     assert not runs_dir.exists()
 
 
@@ -464,29 +474,38 @@ def test_optimizers_sweep_full_size(runs_dir):
         assert g["metrics"]["val_accuracy"]["mean"] > 0.85, g["label"]
 
 
-def _check_gd_variants(result):
+def _check_gd_variants(result, n_train):
+    """Per epoch, the variants differ in their number of updates (1, n / 32 and n), and more
+    updates per epoch give a lower loss. Per second they are compared on the measured
+    seconds per epoch, which the sweep reports and plots; which variant is faster per
+    second is a measurement of a machine, for a benchmark, not for a test."""
     groups = _groups(result, "train.batch_size")
     full, sgd, mini = groups["full"], groups["1"], groups["32"]
     for k in ("loss@1", "loss@5"):
         # per epoch: more updates per epoch, lower loss
         assert sgd["metrics"][k]["mean"] < mini["metrics"][k]["mean"] < full["metrics"][k]["mean"]
-    # per second: an epoch of batch GD is far cheaper than an epoch of SGD
-    per_epoch = {n: g["metrics"]["seconds_per_epoch"]["mean"] for n, g in groups.items()}
-    assert per_epoch["full"] < per_epoch["32"] < per_epoch["1"], per_epoch
+    updates = {"full": 1, "32": math.ceil(n_train / 32), "1": n_train}
+    for values, outcome in _outcomes(result):
+        s = outcome["summary"]
+        assert outcome["status"] == "completed" and s["epochs"] == 10, values
+        assert s["steps"] == 10 * updates[str(values["train.batch_size"])], (values, s["steps"])
+    for g in groups.values():
+        seconds = g["metrics"]["seconds_per_epoch"]
+        assert seconds["n"] == g["metrics"]["loss"]["n"] and seconds["mean"] > 0, g["label"]
+    assert (result.sweep_dir / "plots" / "curves_time.png").stat().st_size > 10_000
 
 
 def test_gd_variants_compared_per_epoch_and_per_second(runs_dir):
-    # jobs=2: one BLAS thread per process, as for any timing comparison on a shared machine
     result = compare(
         SWEEPS / "gd_variants.yaml", runs_dir=runs_dir, seeds=1, overrides=["data.n=600"], jobs=2
     )
-    _check_gd_variants(result)
-    assert (result.sweep_dir / "plots" / "curves_time.png").is_file()
+    _check_gd_variants(result, n_train=360)  # 600 less 20% for validation and 20% for test
 
 
 @pytest.mark.slow
 def test_gd_variants_full_size(runs_dir):
-    _check_gd_variants(compare(SWEEPS / "gd_variants.yaml", runs_dir=runs_dir, jobs=2))
+    result = compare(SWEEPS / "gd_variants.yaml", runs_dir=runs_dir, jobs=2)
+    _check_gd_variants(result, n_train=600)
 
 
 def _check_regularization(result):

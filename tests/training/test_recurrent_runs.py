@@ -53,8 +53,15 @@ def test_gradient_through_time_is_logged_and_vanishes_for_the_rnn(runs_dir):
 
 
 def test_lstm_solves_a_short_adding_problem_the_rnn_does_not_beat_much(runs_dir):
-    lstm = adding("lstm", 20, 2000, 12, runs_dir)
-    assert lstm.summary["final"]["test_loss"] < 0.1 * BASELINE
+    """T = 20, the same data, budget and optimizer for both: the LSTM gets below a tenth of
+    the baseline; the RNN, trained the same way, stays above that bar, at many times the
+    LSTM's loss (measured with seeds 0-3: the RNN at 0.19-0.83 of the baseline, the LSTM
+    at 0.009-0.013, 16-77 times less)."""
+    lstm = adding("lstm", 20, 2000, 12, runs_dir).summary["final"]["test_loss"]
+    rnn = adding("rnn", 20, 2000, 12, runs_dir).summary["final"]["test_loss"]
+    assert lstm < 0.1 * BASELINE
+    assert rnn > 0.1 * BASELINE
+    assert rnn > 5 * lstm
 
 
 @pytest.mark.slow

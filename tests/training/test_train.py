@@ -193,15 +193,24 @@ def test_early_stopping_restores_the_best_weights(runs_dir):
     )
     result = train(cfg, runs_dir=runs_dir)
     s = result.summary
-    assert s["best_epoch"] == s["restored_best_epoch"]
-    best = params_of(result.run_dir, "best")
+    rows = RunDir(result.run_dir).metrics()
+    val = [r["val_loss"] for r in rows]
+    # early stopping fired: patience (2) epochs after the lowest val_loss, long before 40
+    assert s["status"] == "completed" and s["reason"].startswith("early stopping")
+    assert s["epochs"] == len(rows) < 40
+    assert s["best_epoch"] == 1 + int(np.argmin(val))
+    assert s["epochs"] == s["best_epoch"] + 2
+    assert min(val[s["best_epoch"] :]) >= val[s["best_epoch"] - 1]
+    assert s["restored_best_epoch"] == s["best_epoch"]
+    best, last = params_of(result.run_dir, "best"), params_of(result.run_dir, "last")
+    assert any(not np.array_equal(best[k], last[k]) for k in best)
     from dlrun.training.evaluation import evaluate_run
 
-    # the final test metrics are those of the best checkpoint
-    assert evaluate_run(result.run_dir, "test", "best")["loss"] == pytest.approx(
-        s["final"]["test_loss"]
-    )
-    assert best
+    # the final test metrics are those of the best checkpoint, not of the last weights
+    on_best = evaluate_run(result.run_dir, "test", "best", plots=False)["loss"]
+    on_last = evaluate_run(result.run_dir, "test", "last", plots=False)["loss"]
+    assert s["final"]["test_loss"] == pytest.approx(on_best, rel=1e-6)
+    assert abs(on_last - on_best) > 1e-4
 
 
 def test_missing_dataset_fails_before_a_run_directory_is_made(runs_dir, tmp_path, monkeypatch):
@@ -233,4 +242,60 @@ def test_second_ctrl_c_aborts_and_keeps_the_last_checkpoint(runs_dir):
     run_dir = next(runs_dir.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and "second Ctrl-C" in summary["reason"]
-    assert params_of(run_dir)  # the checkpoint written before training still loads
+    # last.npz is still the checkpoint written before training: step 0, the initial weights
+    params, _, meta, _ = checkpoint.load(run_dir / "checkpoints" / "last.npz")
+    assert meta["step"] == 0 and meta["epoch"] == 0
+    from dlrun.config.resolve import resolve
+    from dlrun.nn.network import Network
+    from dlrun.runs.build import make_streams
+
+    cfg = resolve(small_config())
+    net = Network.from_config(cfg)
+    net.build((2,), make_streams(cfg["seed"])["init"], np.float32)
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(params[key], value)
+
+
+def orders_seen(monkeypatch, cfg, runs_dir):
+    """The training samples of every update, in the order the trainer took them, as one
+    array per epoch (the trainer reads a batch with ``Split.take(indices)``; evaluation and
+    figures read slices, which are not recorded)."""
+    from dlrun.data.base import Split
+
+    taken = []
+    real = Split.take
+
+    def take(split, idx, dtype=np.float32):
+        if isinstance(idx, np.ndarray):
+            taken.append(np.array(idx))
+        return real(split, idx, dtype)
+
+    monkeypatch.setattr(Split, "take", take)
+    result = train(cfg, runs_dir=runs_dir)
+    monkeypatch.undo()
+    epochs, steps = result.summary["epochs"], result.summary["steps"]
+    assert len(taken) == steps and steps % epochs == 0
+    per_epoch = steps // epochs
+    return [np.concatenate(taken[e * per_epoch : (e + 1) * per_epoch]) for e in range(epochs)]
+
+
+@pytest.mark.parametrize("batch_size", [16, 1])
+def test_the_training_set_is_reshuffled_every_epoch(runs_dir, monkeypatch, batch_size):
+    cfg = small_config(train={"epochs": 4, "batch_size": batch_size, "shuffle": True})
+    orders = orders_seen(monkeypatch, cfg, runs_dir)
+    n = 120  # 200 samples less 40 for validation and 40 for test
+    assert len(orders) == 4
+    for order in orders:  # every sample once per epoch
+        np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    for a in range(4):
+        assert not np.array_equal(orders[a], np.arange(n))
+        for b in range(a):
+            assert not np.array_equal(orders[a], orders[b]), (a, b)
+
+
+def test_without_shuffle_every_epoch_takes_the_samples_in_order(runs_dir, monkeypatch):
+    cfg = small_config(train={"epochs": 3, "batch_size": 16, "shuffle": False})
+    orders = orders_seen(monkeypatch, cfg, runs_dir)
+    assert len(orders) == 3
+    for order in orders:
+        np.testing.assert_array_equal(order, np.arange(120))

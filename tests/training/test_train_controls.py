@@ -11,42 +11,51 @@ from dlrun.runs import checkpoint
 from dlrun.runs.rundir import RunDir
 from dlrun.training.train import train
 from tests.conftest import REGRESSION, small_config
+from tests.training.test_evaluate import reference_metrics
 from tests.training.test_train import interrupt_at, params_of
 
 
 def test_penalty_is_part_of_the_reported_loss(runs_dir):
-    plain = train(small_config(train={"epochs": 1, "batch_size": "full"}), runs_dir=runs_dir)
-    alpha = 0.5
+    lr, alpha = 0.3, 0.5  # small_config's gd rate
+    full = {"epochs": 1, "batch_size": "full"}
+    plain = train(small_config(train=full), runs_dir=runs_dir)
     reg = train(
-        small_config(
-            train={"epochs": 1, "batch_size": "full"}, regularizers=[{"name": "l2", "alpha": alpha}]
-        ),
+        small_config(train=full, regularizers=[{"name": "l2", "alpha": alpha}]),
         runs_dir=runs_dir,
     )
-    # one full-batch step: the reported loss is the data loss at the initial weights plus alpha/2 sum w^2
-    w = params_of(plain.run_dir, "last")
-    init = checkpoint.load(next((runs_dir).glob("run-*")) / "checkpoints" / "last.npz")[0]
-    assert init  # the run directories exist
-    first = RunDir(reg.run_dir).metrics()[0]["loss"]
-    base = RunDir(plain.run_dir).metrics()[0]["loss"]
     from dlrun.config.resolve import resolve
     from dlrun.nn.network import Network
     from dlrun.runs.build import make_streams
 
+    # the weights both runs start from (same seed): built again from the config
     cfg = resolve(small_config())
     net = Network.from_config(cfg)
     net.build((2,), make_streams(cfg["seed"])["init"], np.float32)
+    w0 = net.state_dict()
+    # one full-batch step: the reported loss is the data loss at w0 plus alpha/2 sum W^2
+    first = RunDir(reg.run_dir).metrics()[0]["loss"]
+    base = RunDir(plain.run_dir).metrics()[0]["loss"]
     penalty = (
         0.5
         * alpha
-        * sum(
-            float(np.sum(l.params["W"].astype(np.float64) ** 2))
-            for l in net.layers
-            if "W" in l.params
-        )
+        * sum(float(np.sum(w0[k].astype(np.float64) ** 2)) for k in w0 if k.endswith(".W"))
     )
+    assert penalty > 0.1
     assert first == pytest.approx(base + penalty, rel=1e-5)
-    assert w
+    # ... and its gradient alpha W0 is in the step: W_reg = W_plain - lr alpha W0, while the
+    # biases (not penalised without include_biases) take the same step in both runs
+    w_plain, w_reg = params_of(plain.run_dir, "last"), params_of(reg.run_dir, "last")
+    assert (
+        set(w_plain)
+        == set(w_reg)
+        == set(w0)
+        == {"dense_0.W", "dense_0.b", "dense_1.W", "dense_1.b"}
+    )
+    for key in w0:
+        shrink = lr * alpha * w0[key].astype(np.float64) if key.endswith(".W") else 0.0
+        np.testing.assert_allclose(
+            w_reg[key].astype(np.float64), w_plain[key] - shrink, rtol=0, atol=2e-6, err_msg=key
+        )
 
 
 def test_l1_gives_sparser_weights_than_l2(runs_dir):
@@ -127,7 +136,14 @@ def test_noise_augmentation_for_vectors_changes_training_only(runs_dir):
         runs_dir=runs_dir,
     )
     ra, rb = RunDir(a.run_dir).metrics(), RunDir(b.run_dir).metrics()
-    assert ra[0]["loss"] != rb[0]["loss"]
+    # training: the same first weights see other inputs, so the first epoch's loss differs
+    assert abs(ra[0]["loss"] - rb[0]["loss"]) > 1e-3
+    # evaluation: the clean inputs. The last epoch's val_loss and the final test metrics
+    # are those of the last weights on the splits as stored, by NumPy
+    for split, recorded in (("val", rb[-1]), ("test", b.summary["final"])):
+        ref = reference_metrics(b.run_dir, split, "last")
+        assert recorded[f"{split}_loss"] == pytest.approx(ref["loss"], rel=1e-5), split
+        assert recorded[f"{split}_accuracy"] == pytest.approx(ref["accuracy"], abs=1e-9), split
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "nadam", "adadelta", "momentum"])
