@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from dlrun.cli import app
-from dlrun.cli._util import console, handle_errors
+from dlrun.cli._util import INTERRUPTED, console, handle_errors
 
 
 @app.command()
@@ -43,13 +43,13 @@ def train(
     interrupted; continue it with [bold]dlrun train --resume RUN_DIR[/].
     """
     from dlrun.errors import ConfigError
-    from dlrun.runs.threads import default_threads, set_threads
+    from dlrun.runs.threads import check_threads, default_threads, set_threads
     from dlrun.training.train import train as run_training
 
     with handle_errors():
         if config is None and resume is None:
             raise ConfigError("give a CONFIG file, or --resume RUN_DIR")
-        set_threads(threads if threads is not None else default_threads())
+        set_threads(check_threads(threads) if threads is not None else default_threads())
         _announce_compile()
         result = run_training(
             config if resume is None else {},
@@ -72,6 +72,9 @@ def train(
             console.print("  ".join(f"{k} {v:.4g}" for k, v in shown.items()))
         if s["status"] in ("diverged", "failed"):
             raise typer.Exit(1)
+        if s["status"] == "interrupted":
+            console.print(f"continue it with: dlrun train --resume {result.run_dir}")
+            raise typer.Exit(INTERRUPTED)
 
 
 def _announce_compile() -> None:

@@ -2,6 +2,13 @@
 
     raw = load_yaml(path)            # safe loader; follows `extends:` (relative paths, deep merge)
     raw = apply_overrides(raw, ["optimizer.lr=0.01", "model.layers[1].units=64"])
+    value = safe_load(text, where)   # any YAML text (files, --set values), within the limits
+
+Every YAML text is read by :func:`safe_load`: the safe loader (libyaml's when
+installed), and a config may not nest deeper than ``MAX_DEPTH`` levels, hold
+an alias inside its own anchor (``&a [1, *a]``), or use aliases that add more
+than ``MAX_ALIAS_NODES`` values to what is written (a few hundred bytes of
+nested aliases would otherwise expand to billions of values).
 
 Validation is ``dlrun.config.resolve``'s job; nothing here knows the components.
 """
@@ -9,13 +16,111 @@ Validation is ``dlrun.config.resolve``'s job; nothing here knows the components.
 from __future__ import annotations
 
 import copy
+import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dlrun.errors import ConfigError
+
+#: Deepest nesting of lists and mappings a YAML text may have (configs use 4-5 levels).
+MAX_DEPTH = 50
+#: Most values that aliases (``*name``, ``<<: *name``) may add to those written out.
+MAX_ALIAS_NODES = 10_000
+
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_load(
+    text: str, where: str, *, max_depth: int = MAX_DEPTH, loader: type | None = None
+) -> Any:
+    """``yaml.safe_load(text)`` within the limits above (``max_depth`` levels).
+
+    ``where`` names the text in messages and YAML error marks (a file path, or
+    ``--set key=value``). Raises :class:`ConfigError` for a text beyond the
+    limits, and ``yaml.YAMLError`` for one that is not valid YAML. ``loader``
+    replaces the default loader class (for tests of the pure-Python one).
+    """
+    stream = io.StringIO(text)
+    stream.name = where
+    parser = (loader or _Loader)(stream)
+    try:
+        node = parser.get_single_node()
+        if node is None:
+            return None
+        check_node(node, where, max_depth)
+        return parser.construct_document(node)
+    except RecursionError:  # the pure-Python composer recurses once per level
+        raise ConfigError(f"{where}: nested more than {max_depth} levels deep") from None
+    finally:
+        parser.dispose()
+
+
+def check_node(node: yaml.Node, where: str, max_depth: int = MAX_DEPTH) -> None:
+    """ConfigError if the composed YAML ``node`` is recursive, deeper than ``max_depth``
+    levels, or if its aliases expand it by more than ``MAX_ALIAS_NODES`` values."""
+    sizes: dict[int, tuple[int, int]] = {}
+    expanded, _ = _measure(node, _Walk(where, max_depth), 1, set(), sizes)
+    added = expanded - len(sizes)
+    if added > MAX_ALIAS_NODES:
+        raise ConfigError(
+            f"{where}: its aliases (*name) expand it to {expanded:,} values, {added:,} more "
+            f"than are written out (at most {MAX_ALIAS_NODES:,} allowed)",
+            hint="write the repeated parts out, or use fewer aliases",
+        )
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """What :func:`_measure` reports against: the text's name and its depth limit."""
+
+    where: str
+    max_depth: int
+
+    def too_deep(self, node: yaml.Node) -> ConfigError:
+        return ConfigError(
+            f"{self.where}: nested more than {self.max_depth} levels deep, {_mark(node)}"
+        )
+
+
+def _measure(
+    node: yaml.Node, walk: _Walk, depth: int, path: set[int], sizes: dict[int, tuple[int, int]]
+) -> tuple[int, int]:
+    """(values, levels) of ``node`` with its aliases expanded, memoized in ``sizes``
+    by node identity (an alias is the very node of its anchor); ``path`` holds the
+    nodes being measured (the ones an alias inside them must not name)."""
+    key = id(node)
+    if key in path:
+        raise ConfigError(
+            f"{walk.where}: an alias refers to the list or mapping it is part of "
+            f"(as in &a [1, *a]), {_mark(node)}",
+            hint="an alias may only repeat a node that is complete where the alias appears",
+        )
+    if key not in sizes:
+        if depth > walk.max_depth:
+            raise walk.too_deep(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        path.add(key)
+        measured = [_measure(c, walk, depth + 1, path, sizes) for c in children]
+        path.discard(key)
+        sizes[key] = (1 + sum(m[0] for m in measured), 1 + max((m[1] for m in measured), default=0))
+    values, levels = sizes[key]
+    if depth + levels - 1 > walk.max_depth:
+        raise walk.too_deep(node)
+    return values, levels
+
+
+def _mark(node: yaml.Node) -> str:
+    """``line L, column C`` of the node's start."""
+    mark = node.start_mark
+    return f"line {mark.line + 1}, column {mark.column + 1}"
 
 
 def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -29,11 +134,13 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         where = f" (extended from {_seen[-1]})" if _seen else ""
         raise ConfigError(f"config file not found: {path}{where}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -42,10 +149,21 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if parents is None:
         return data
     merged: dict[str, Any] = {}
-    for parent in [parents] if isinstance(parents, str) else parents:
+    for parent in _parent_names(parents, path):
         base = load_yaml(path.parent / parent, (*_seen, resolved))
         merged = deep_merge(merged, base)
     return deep_merge(merged, data)
+
+
+def _parent_names(parents: Any, path: Path) -> list[str]:
+    """The file names ``extends:`` gives: one name, or a list of names."""
+    names = [parents] if isinstance(parents, str) else parents
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(
+            f"{path}: extends must be a file name or a list of file names, got {parents!r}",
+            hint="write extends: base/mlp.yaml (relative to this file)",
+        )
+    return names
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +192,10 @@ def parse_path(path: str) -> list[str | int]:
         pos = m.end()
     if not tokens or path[pos:]:
         raise ConfigError(f"bad key path '{path}'", hint="write keys like model.layers[1].units")
+    if len(tokens) >= MAX_DEPTH:
+        raise ConfigError(
+            f"key path '{path[:60]}...' has {len(tokens)} levels (at most {MAX_DEPTH - 1})"
+        )
     return tokens
 
 
@@ -93,7 +215,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, text = item.split("=", 1)
         tokens = parse_path(key.strip())
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            where, depth = f"--set {item}", MAX_DEPTH - len(tokens)
+            value = safe_load(text, where, max_depth=depth) if text.strip() else ""
         except yaml.YAMLError:
             value = text
         node: Any = raw

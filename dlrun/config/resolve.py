@@ -93,30 +93,54 @@ def validate_model(
         raise ConfigError(_describe(exc, cls, data, path, source)) from None
 
 
+#: Most problems one ConfigError lists; the rest are counted ("... and 7 more").
+MAX_ERRORS = 20
+#: Longest given value quoted in a message (the rest is cut to "...").
+MAX_SHOWN = 80
+
+
 def _describe(
     exc: ValidationError, cls: type[BaseModel], data: Any, path: tuple, source: str
 ) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(
-            x
-            for x in err["loc"]
-            if not (isinstance(x, str) and x.startswith(("literal[", "int", "function-")))
-        )
-        where = format_path((*path, *loc)) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            allowed = sorted(_fields_at(cls, loc[:-1]))
-            key = str(loc[-1])
-            lines.append(
-                f"unknown key '{key}' at {where}{R.did_you_mean(key, allowed)}; "
-                f"allowed: {', '.join(allowed)}"
-            )
-        elif err["type"] == "missing":
-            lines.append(f"missing required key {where}")
-        else:
-            lines.append(f"{where}: {err['msg']} (given: {err.get('input')!r})")
+    """One message listing the first ``MAX_ERRORS`` distinct problems of ``exc``."""
+    errors = exc.errors(include_url=False)
+    lines: dict[str, None] = {}
+    used = 0
+    for err in errors:
+        if len(lines) == MAX_ERRORS:
+            break
+        lines[_describe_one(err, cls, path)] = None
+        used += 1
     head = f"invalid config {source}" if source else "invalid config"
-    return head + ":\n  " + "\n  ".join(dict.fromkeys(lines))
+    text = head + ":\n  " + "\n  ".join(lines)
+    if used < len(errors):
+        text += f"\n  ... and {len(errors) - used:,} more"
+    return text
+
+
+def _describe_one(err: Any, cls: type[BaseModel], path: tuple) -> str:
+    """One line for one pydantic error: the key path, what is wrong, what is allowed."""
+    loc = tuple(
+        x
+        for x in err["loc"]
+        if not (isinstance(x, str) and x.startswith(("literal[", "int", "function-")))
+    )
+    where = format_path((*path, *loc)) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = sorted(_fields_at(cls, loc[:-1]))
+        key = _shorten(str(loc[-1]))
+        return (
+            f"unknown key '{key}' at {_shorten(where)}{R.did_you_mean(key, allowed)}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    if err["type"] == "missing":
+        return f"missing required key {where}"
+    return f"{_shorten(where)}: {err['msg']} (given: {_shorten(repr(err.get('input')))})"
+
+
+def _shorten(text: str) -> str:
+    """``text`` cut to ``MAX_SHOWN`` characters."""
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
 def _fields_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -155,7 +179,7 @@ def resolve_component(
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{format_path(path)} in {source or 'config'} must be a mapping with '{key}', "
-            f"got {raw!r}"
+            f"got {_shorten(repr(raw))}"
         )
     if key not in raw:
         raise ConfigError(
@@ -163,7 +187,8 @@ def resolve_component(
             f"known: {', '.join(registry.names())}"
         )
     name = raw[key]
-    comp = registry.get(str(name), where=f"{format_path((*path, key))} in {source or 'config'}")
+    where = f"{format_path((*path, key))} in {source or 'config'}"
+    comp = registry.get(_shorten(str(name)), where=where)
     settings_cls = comp.Config
     body = dict(raw)
     if key not in settings_cls.model_fields:

@@ -87,12 +87,16 @@ class Split:
 
 @dataclass
 class Splits:
+    """A dataset's splits. ``source`` is the folder (or file) a file dataset read,
+    as an absolute path; None for generated data."""
+
     train: Split
     val: Split | None
     test: Split | None
     task: Task
     n_classes: int | None = None
     class_names: list[str] = field(default_factory=list)
+    source: str | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -86,9 +86,10 @@ class ImageFiles(Dataset):
         files = [f for pair in FILES.values() for f in pair]
         return sources.locate(c.name, files, c.path, self.root, download=c.download)
 
-    def raw(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """split -> (images uint8 (N, 28, 28), labels uint8 (N,)), memory-mapped if cached."""
-        folder = self.folder()
+    def raw(self, folder: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """split -> (images uint8 (N, 28, 28), labels uint8 (N,)), memory-mapped if cached,
+        read from ``folder`` (default: :meth:`folder`)."""
+        folder = self.folder() if folder is None else folder
         cache = cache_folder(folder, self.config.name, self.root)
         out = {}
         for split, (image_file, label_file) in FILES.items():
@@ -100,7 +101,8 @@ class ImageFiles(Dataset):
 
     def load(self, rng: np.random.Generator) -> Splits:
         c = self.config
-        raw = self.raw()
+        folder = self.folder()
+        raw = self.raw(folder)
         train_images, train_labels = raw["train"]
         n = len(train_images)
         if c.n_train is not None and c.n_train > n:
@@ -138,6 +140,7 @@ class ImageFiles(Dataset):
             task="classification",
             n_classes=self.n_classes,
             class_names=list(self.class_names),
+            source=str(folder.resolve()),
         )
 
 

@@ -164,7 +164,7 @@ class Text(Dataset):
                 f"text file {path} gives only {len(starts)} sequence of {T} characters",
                 hint="use a longer file or a smaller data.seq_len / data.step",
             )
-        return split_arrays(
+        splits = split_arrays(
             one_hot(x_ids, len(vocab)),
             y,
             rng,
@@ -174,6 +174,8 @@ class Text(Dataset):
             n_classes=len(vocab),
             class_names=vocab,
         )
+        splits.source = str(path.resolve())
+        return splits
 
 
 @datasets.register("image_rows")
@@ -234,4 +236,5 @@ class ImageRows(Dataset):
             task=splits.task,
             n_classes=splits.n_classes,
             class_names=list(splits.class_names),
+            source=splits.source,
         )

@@ -3,7 +3,8 @@
 :func:`locate` returns the first folder holding every file of a dataset (each
 file as ``f`` or ``f.gz``), looking in this order:
 
-1. the config's ``data.path``;
+1. the config's ``data.path``: when given, the only place looked in (a
+   missing folder, or one that lacks a file, is an error naming it);
 2. ``$DLRUN_DATA/<name>/``;
 3. ``<root>/datasets/<name>/`` (root: the project root, default the current folder);
 4. ``/usr/share/datasets/<name>/``, where Debian packages put datasets
@@ -14,10 +15,12 @@ file as ``f`` or ``f.gz``), looking in this order:
 Failing that, the files are downloaded from the dataset's official address
 into ``<root>/datasets/<name>/``: streamed into a temporary file in that folder
 with a progress bar, checked against the published checksum, and only then
-renamed into place. A checksum mismatch or a cut connection leaves no file
-behind. ``$DLRUN_MIRROR`` (or the ``mirror`` argument) replaces the official
-addresses by ``<mirror>/<name>/<file>``, e.g. a lab server or a test server on
-127.0.0.1. Only the standard library talks HTTP.
+renamed into place. A checksum mismatch, a cut connection or a response
+larger than ``MAX_DOWNLOAD_BYTES`` (checked against Content-Length up front,
+and while streaming) leaves no file behind. ``$DLRUN_MIRROR`` (or the
+``mirror`` argument) replaces the official addresses by
+``<mirror>/<name>/<file>``, e.g. a lab server or a test server on 127.0.0.1.
+Only the standard library talks HTTP.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
 TIMEOUT = 30.0
 CHUNK = 1 << 16
+#: Most bytes one downloaded file may have (the largest real one, Fashion-MNIST's
+#: training images, is 26 MB): an endless response stops here instead of filling the disk.
+MAX_DOWNLOAD_BYTES = 256 << 20
 USER_AGENT = "dlrun/0.1 (+https://github.com; dataset download)"
 
 
@@ -157,9 +163,10 @@ def locate(
 ) -> Path:
     """The first folder holding all ``files`` of dataset ``name`` (each as ``f`` or ``f.gz``).
 
-    Looks in ``path`` (the config's ``data.path``), ``$DLRUN_DATA/<name>/``,
-    ``<root>/datasets/<name>/`` and ``/usr/share/datasets/<name>/``; if none
-    has them all and ``download`` is true, fetches the missing ones into
+    A given ``path`` (the config's ``data.path``) is the only place looked in:
+    DataError naming it if it is missing or lacks a file. Otherwise looks in
+    ``$DLRUN_DATA/<name>/``, ``<root>/datasets/<name>/`` and
+    ``/usr/share/datasets/<name>/``; if none has them all and ``download`` is true, fetches the missing ones into
     ``<root>/datasets/<name>/`` from ``mirror`` / ``$DLRUN_MIRROR`` /
     the official address of ``remote`` (default: the known one for ``name``).
     Raises :class:`DataError` listing every place looked at and how to provide
@@ -167,6 +174,8 @@ def locate(
     """
     root = Path.cwd() if root is None else Path(root)
     remote = remote if remote is not None else REMOTES.get(name)
+    if path:
+        return given_folder(name, files, path)
     places = search_folders(name, path, root, remote)
     for _, folder in places:
         if folder is not None and folder.is_dir() and not missing_files(folder, files):
@@ -191,6 +200,27 @@ def locate(
         _not_found_message(name, files, places, download, remote, failures),
         hint=_how_to_provide(name, remote),
     )
+
+
+def given_folder(name: str, files: Sequence[str], path: str) -> Path:
+    """The folder ``data.path`` names, if it holds every file; else DataError naming it."""
+    folder = Path(path).expanduser()
+    shown = f"{path}" if folder.is_absolute() else f"{path} ({folder.absolute()})"
+    hint = (
+        "put the files there, or fix data.path; without data.path dlrun looks in "
+        f"$DLRUN_DATA/{name}/, datasets/{name}/ and /usr/share/datasets/, then downloads"
+    )
+    if not folder.exists():
+        raise DataError(f"dataset '{name}': data.path {shown} does not exist", hint=hint)
+    if not folder.is_dir():
+        raise DataError(f"dataset '{name}': data.path {shown} is not a folder", hint=hint)
+    missing = missing_files(folder, files)
+    if missing:
+        raise DataError(
+            f"dataset '{name}': data.path {shown} lacks {', '.join(missing)} (each may end in .gz)",
+            hint=hint,
+        )
+    return folder
 
 
 def _base_urls(name: str, remote: Remote, mirror: str | None) -> list[str]:
@@ -224,14 +254,21 @@ def _fetch_from_any(
 
 
 def download_file(
-    url: str, dest: Path, checksum: str, algorithm: str = "md5", *, progress: bool = True
+    url: str,
+    dest: Path,
+    checksum: str,
+    algorithm: str = "md5",
+    *,
+    progress: bool = True,
+    max_bytes: int | None = None,
 ) -> Path:
     """Stream ``url`` into ``dest``, verified against ``checksum`` before it appears.
 
     The bytes go into a temporary file in ``dest``'s folder, hashed on the way;
     only a complete download with the expected digest is renamed to ``dest``
     (``os.replace``). Anything else (connection refused or cut, HTTP error,
-    short body, wrong digest, Ctrl-C) removes the temporary file and raises
+    short body, more than ``max_bytes`` (default ``MAX_DOWNLOAD_BYTES``) announced
+    or received, wrong digest, Ctrl-C) removes the temporary file and raises
     :class:`DataError` (KeyboardInterrupt is re-raised as is).
     """
     import http.client  # the network stack only when downloading (2-3 MiB in every run)
@@ -239,6 +276,7 @@ def download_file(
     import urllib.request
 
     dest = Path(dest)
+    limit = _Limit(url, MAX_DOWNLOAD_BYTES if max_bytes is None else max_bytes)
     digest = hashlib.new(algorithm)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
@@ -247,7 +285,9 @@ def download_file(
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
-                received = _stream(response, out, digest, total, dest.name, progress)
+                if total is not None and total > limit.max_bytes:
+                    raise limit.exceeded(f"refused: it announces {total:,} bytes, more than")
+                received = _stream(response, out, digest, total, dest.name, progress, limit)
             if total is not None and received != total:
                 raise DataError(f"download of {url} was cut: {received} of {total} bytes received")
             out.flush()
@@ -279,6 +319,22 @@ def download_file(
         raise
 
 
+@dataclass(frozen=True)
+class _Limit:
+    """The most bytes the download of ``url`` may write."""
+
+    url: str
+    max_bytes: int
+
+    def exceeded(self, what: str) -> DataError:
+        """DataError: the download of ``url`` ``what`` the limit ..."""
+        return DataError(
+            f"download of {self.url} {what} the limit of {self.max_bytes:,} bytes per file; "
+            "nothing was kept",
+            hint="check the address ($DLRUN_MIRROR); the real files are far smaller",
+        )
+
+
 def _stream(
     response: http.client.HTTPResponse,
     out: BinaryIO,
@@ -286,13 +342,17 @@ def _stream(
     total: int | None,
     label: str,
     progress: bool,
+    limit: _Limit,
 ) -> int:
-    """Copy the response body into ``out`` and ``digest``; return the byte count."""
+    """Copy the response body into ``out`` and ``digest``; return the byte count.
+    DataError as soon as the body grows past ``limit``."""
     received = 0
     bar = _progress_bar() if progress else None
     with bar if bar is not None else contextlib.nullcontext():
         task = bar.add_task(label, total=total) if bar is not None else None
         while chunk := response.read(CHUNK):
+            if received + len(chunk) > limit.max_bytes:
+                raise limit.exceeded("stopped: the response went on past")
             out.write(chunk)
             digest.update(chunk)
             received += len(chunk)

@@ -110,11 +110,19 @@ def grad_norms(rows: list[dict[str, Any]], path: Path) -> Path:
     return _save(fig, path, tight=False)
 
 
+#: Multiply-adds a decision-boundary figure may cost (a few seconds at most).
+GRID_BUDGET = 4e9
+
+
 def decision_boundary(net: Any, splits: Any, targets: Any, path: Path) -> Path:
-    """The classes the network assigns over the plane, with the training points."""
+    """The classes the network assigns over the plane, with the training points.
+
+    The grid has 200 x 200 points, fewer for a network so large that they would cost more
+    than about GRID_BUDGET multiply-adds (never fewer than 40 x 40)."""
     x, y = splits.train.x, splits.train.y
     lo, hi = x.min(0) - 0.5, x.max(0) + 0.5
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    side = int(min(200, max(40, (GRID_BUDGET / max(net.params.size, 1)) ** 0.5)))
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], side), np.linspace(lo[1], hi[1], side))
     grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(net.dtype)
     out = net.predict(grid)
     if targets.n_out == 1:

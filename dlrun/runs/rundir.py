@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from dlrun.config.loading import safe_load
 from dlrun.errors import CheckpointError, RunFilesError
 
 STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
@@ -183,14 +184,19 @@ class RunDir:
         return cls(path)
 
     # ------------------------------------------------------------------ files
-    def write_config(self, cfg: dict[str, Any], overrides: list[str]) -> None:
+    def write_config(
+        self, cfg: dict[str, Any], overrides: list[str], data_source: str | None = None
+    ) -> None:
+        """config.yaml, overrides.txt and env.json (with the folder or file the data came
+        from, when it came from files)."""
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         atomic_write_text(self.path / "overrides.txt", "".join(f"{o}\n" for o in overrides))
-        self.write_json("env.json", environment())
+        self.write_json("env.json", {**environment(), "data_source": data_source})
 
     def config(self) -> dict[str, Any]:
         try:
-            return yaml.safe_load((self.path / "config.yaml").read_text(encoding="utf-8"))
+            path = self.path / "config.yaml"
+            return safe_load(path.read_text(encoding="utf-8"), str(path))
         except (OSError, yaml.YAMLError) as exc:
             raise CheckpointError(f"cannot read {self.path / 'config.yaml'}: {exc}") from None
 

@@ -73,10 +73,12 @@ def train(
     try:
         with run.lock():
             if resume is None:
-                run.write_config(cfg, overrides)
+                run.write_config(cfg, overrides, splits.source)
                 run.log(f"created; config {config if not isinstance(config, dict) else '(dict)'}")
             else:
                 _check_resumable(run)
+            if splits.source:
+                run.log(f"data read from {splits.source}")
             trainer = Trainer(
                 cfg, run, splits, net, streams, parts, Progress(progress, run.path.name), callbacks
             )
@@ -104,7 +106,13 @@ def _check_resumable(run: RunDir) -> None:
 
 def _restore(trainer: Trainer, run: RunDir) -> None:
     """Continue from last.npz; metrics.csv is rebuilt up to the checkpoint's epoch (a row
-    cut short, or one written after the checkpoint, is dropped)."""
+    cut short, or one written after the checkpoint, is dropped). A run killed before it
+    wrote a checkpoint starts again from its seed: the same run as if never stopped."""
+    if not (run.checkpoints / "last.npz").is_file():  # killed before its first checkpoint
+        run.log("no checkpoint yet: the run starts from the beginning")
+        trainer.rows = []
+        run.write_metrics([])
+        return
     trainer.restore(run.checkpoints / "last.npz")
     rows = [r for r in run.metrics() if r["epoch"] <= trainer.epoch]
     if len(rows) < trainer.epoch:

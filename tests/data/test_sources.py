@@ -40,12 +40,14 @@ def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert find(None) == system / "mnist"
 
 
-def test_incomplete_data_path_is_skipped(tmp_path: Path) -> None:
+def test_incomplete_data_path_is_an_error(tmp_path: Path) -> None:
+    """An explicit data.path is the only place looked in: no fallback to another folder."""
     given = tmp_path / "given"
     write_mnist_like(given)
     (given / f"{FILES[2]}.gz").unlink()
     write_mnist_like(tmp_path / "datasets" / "mnist")
-    assert locate("mnist", FILES, str(given), tmp_path) == tmp_path / "datasets" / "mnist"
+    with pytest.raises(DataError, match=f"data.path {given} lacks {FILES[2]}"):
+        locate("mnist", FILES, str(given), tmp_path)
 
 
 def test_debian_layout_with_hyphen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,10 +135,9 @@ def test_next_address_tried_after_a_failure(tmp_path: Path, http_server, dead_ur
 def test_offline_error_lists_every_place(tmp_path: Path, dead_url, monkeypatch) -> None:
     monkeypatch.setenv("DLRUN_DATA", str(tmp_path / "env"))
     with pytest.raises(DataError) as info:
-        locate("fashion_mnist", FILES, str(tmp_path / "given"), tmp_path, mirror=dead_url)
+        locate("fashion_mnist", FILES, None, tmp_path, mirror=dead_url)
     text = str(info.value)
     for place in (
-        tmp_path / "given",
         tmp_path / "env" / "fashion_mnist",
         tmp_path / "datasets" / "fashion_mnist",
         tmp_path / "usr-share-datasets" / "fashion-mnist",

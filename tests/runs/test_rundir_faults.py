@@ -207,3 +207,28 @@ def test_a_full_disk_fails_the_run_clearly_and_keeps_what_was_written(runs_dir, 
     assert summary["status"] == "failed" and os.strerror(code) in summary["reason"]
     params, _, meta, _ = checkpoint.load(run_dir / "checkpoints" / "last.npz")
     assert meta["epoch"] == 1 and all(np.isfinite(v).all() for v in params.values())
+
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION), reason="needs Debian's dataset-fashion-mnist")
+def test_the_data_folder_used_is_in_log_and_env(runs_dir):
+    cfg = small_config(
+        data={"name": "fashion_mnist", "n_train": 64, "download": False},
+        model={
+            "type": "sequential",
+            "layers": [{"type": "flatten"}, {"type": "dense", "units": 10}, {"type": "softmax"}],
+        },
+        train={"epochs": 1, "batch_size": 32},
+    )
+    result = train(cfg, runs_dir=runs_dir)
+    env = json.loads((result.run_dir / "env.json").read_text())
+    assert env["data_source"] == os.path.realpath(FASHION) or env["data_source"].startswith("/")
+    assert f"data read from {env['data_source']}" in (result.run_dir / "log.txt").read_text()
+
+
+def test_generated_data_has_no_source(runs_dir):
+    result = train(small_config(train={"epochs": 1}), runs_dir=runs_dir)
+    assert json.loads((result.run_dir / "env.json").read_text())["data_source"] is None
+    assert "data read from" not in (result.run_dir / "log.txt").read_text()
