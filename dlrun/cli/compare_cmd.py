@@ -33,7 +33,24 @@ def compare(
     ),
     executor: str = typer.Option("local", "--executor", help="local | dask"),
     address: str = typer.Option(
-        None, "--address", help="Dask scheduler, e.g. tcp://127.0.0.1:8786."
+        None,
+        "--address",
+        help="Dask scheduler, e.g. tcp://127.0.0.1:8786, or tls://HOST:PORT with --tls-*.",
+    ),
+    tls_ca_file: Path = typer.Option(
+        None,
+        "--tls-ca-file",
+        help="Dask over TLS: the CA certificate that signed the cluster's certificates.",
+        show_default=False,
+    ),
+    tls_cert: Path = typer.Option(
+        None,
+        "--tls-cert",
+        help="Dask over TLS: this client's certificate (PEM).",
+        show_default=False,
+    ),
+    tls_key: Path = typer.Option(
+        None, "--tls-key", help="Dask over TLS: this client's private key.", show_default=False
     ),
     threads: int = typer.Option(
         None,
@@ -48,7 +65,13 @@ def compare(
     """Run every cell of a sweep and show one table (mean ± std over seeds) and one plot.
 
     Running the same sweep again skips the cells already done and reruns failed
-    or interrupted ones. Exit code 1 when a cell failed, 2 for a bad sweep.
+    or interrupted ones. Cells run in worker processes: a cell that crashes its
+    process is marked failed (with its signal or exit code) and the others go on.
+    Exit code 1 when a cell failed, 2 for a bad sweep.
+
+    With --executor dask, whoever controls the scheduler can run code in this
+    process and this process runs code on the workers: on a shared network use a
+    tls:// scheduler and --tls-ca-file, --tls-cert, --tls-key.
     """
     from dlrun.runs.threads import default_threads
     from dlrun.sweeps.executors import prestart
@@ -65,6 +88,7 @@ def compare(
             executor=executor,
             address=address,
             timeout=timeout,
+            tls={"ca_file": tls_ca_file, "cert": tls_cert, "key": tls_key},
             threads=threads if threads is not None else default_threads(),
             fail_fast=fail_fast,
             grid=grid or None,

@@ -1,8 +1,10 @@
 """One cell of a sweep: an ordinary run through ``dlrun.training.train.train``, in any process.
 
-:func:`run_cell` is what every executor calls (in this process, in a local
-worker process, on a Dask worker). It never raises for a failing run: the
-outcome says ``failed`` and why, so one bad cell does not stop the others.
+:func:`run_cell` is what every executor calls (in a local worker process, on a
+Dask worker). It never raises for a failing run: the outcome says ``failed``
+and why, so one bad cell does not stop the others. A cell that kills its
+process (a segfault, an exit) cannot say so itself: the process that started
+the worker makes its outcome with :func:`crashed_outcome`.
 The outcome carries the run's summary and its per-epoch curves, so the sweep
 can be aggregated without reading the worker's files.
 """
@@ -65,15 +67,12 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
     optionally ``threads`` (Numba threads for this process).
     """
     from dlrun.errors import DlrunError
-    from dlrun.runs.rundir import RunDir
     from dlrun.training.train import train
 
     if task.get("threads"):
         limit_threads(int(task["threads"]))
     cells_dir = Path(task["cells_dir"])
-    before = (
-        {p.name for p in cells_dir.glob(f"{task['run_name']}-*")} if cells_dir.is_dir() else set()
-    )
+    before = existing_runs(task)
     start = time.perf_counter()
     status, reason, run_dir, summary = "failed", "", None, {}
     try:
@@ -95,6 +94,22 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # a broken cell must not stop the sweep
         reason = f"{type(exc).__name__}: {exc}"
     run_dir = run_dir or _new_run_dir(cells_dir, task["run_name"], before)
+    return _outcome(task, status, reason, run_dir, summary, time.perf_counter() - start)
+
+
+def _outcome(
+    task: dict[str, Any],
+    status: str,
+    reason: str,
+    run_dir: Path | None,
+    summary: dict[str, Any],
+    seconds: float,
+    worker: str | None = None,
+) -> dict[str, Any]:
+    """The outcome dict; the summary (if not given) and the curves read from ``run_dir``."""
+    from dlrun.errors import DlrunError
+    from dlrun.runs.rundir import RunDir
+
     curves: list[dict[str, Any]] = []
     if run_dir is not None:
         run = RunDir(run_dir)
@@ -110,6 +125,49 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
         "run_dir": str(run_dir) if run_dir else None,
         "summary": summary,
         "curves": curves,
-        "seconds": time.perf_counter() - start,
-        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "seconds": seconds,
+        "worker": worker or f"{socket.gethostname()}:{os.getpid()}",
     }
+
+
+def existing_runs(task: dict[str, Any]) -> set[str]:
+    """Names of the cell's run directories that exist now (before an attempt starts)."""
+    cells_dir = Path(task["cells_dir"])
+    if not cells_dir.is_dir():
+        return set()
+    return {p.name for p in cells_dir.glob(f"{task['run_name']}-*")}
+
+
+def crashed_outcome(
+    task: dict[str, Any], reason: str, before: set[str], seconds: float, worker: str
+) -> dict[str, Any]:
+    """The outcome of a cell whose process died (a signal, an exit) while it ran.
+
+    Its run directory, if it made one, is marked ``failed`` with ``reason`` (summary.json
+    and log.txt), unless the run had finished and written its summary before the
+    process died (then the run's own status stands: it is a result). Called by the
+    process that ran the worker, once the worker is gone and its lock with it.
+    """
+    from dlrun.errors import DlrunError
+    from dlrun.runs.rundir import RunDir
+
+    run_dir = _new_run_dir(Path(task["cells_dir"]), task["run_name"], before)
+    status, summary = "failed", {}
+    if run_dir is not None:
+        run = RunDir(run_dir)
+        try:
+            with run.lock():
+                try:
+                    summary = run.summary()
+                except DlrunError:
+                    summary = {}
+                if summary.get("status") in ("completed", "diverged"):
+                    run.log(f"the process died after the run had finished ({reason})")
+                    status, reason = summary["status"], summary.get("reason", "")
+                else:
+                    summary = {**summary, "status": "failed", "reason": reason}
+                    run.write_summary(summary)
+                    run.log(f"status failed: {reason}")
+        except (DlrunError, OSError):  # held by another process, or not writable: left as is
+            pass
+    return _outcome(task, status, reason, run_dir, summary, seconds, worker)

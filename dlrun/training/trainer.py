@@ -177,10 +177,11 @@ class Trainer:
         return summary
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
+        """Ctrl-C: stop after this batch (the loop says so); a second one aborts. Nothing is
+        printed here: the signal may arrive in the middle of any import or write."""
         if self.stop_requested:
             raise KeyboardInterrupt
         self.stop_requested = True
-        self.progress.note("Ctrl-C: stopping after this batch (press again to abort)")
 
     def _loop(self) -> None:
         n = len(self.splits.train)
@@ -204,6 +205,7 @@ class Trainer:
                 for callback in self.callbacks:
                     callback(self)
                 if self.stop_requested:
+                    self.progress.note("Ctrl-C: stopped after this batch; saving a checkpoint")
                     self.sums["seconds"] += time.perf_counter() - t0
                     self.save("last.npz")
                     self.status = "interrupted"

@@ -9,11 +9,10 @@ import socket
 import pytest
 import yaml
 
-import dlrun.training.train
+import dlrun.sweeps.executors as executors
 from tests.cli.conftest import invoke
 from tests.conftest import small_config
-
-REAL_TRAIN = dlrun.training.train.train
+from tests.sweeps.faults import faulty
 
 
 @pytest.fixture
@@ -122,12 +121,7 @@ def test_unreachable_dask_address_exits_2(cfg_file, tmp_path):
 
 
 def test_failed_cells_are_listed_and_exit_1(cfg_file, tmp_path, monkeypatch):
-    def fail_adam(config, **kwargs):
-        if config["optimizer"]["name"] == "adam":
-            raise RuntimeError("injected failure")
-        return REAL_TRAIN(config, **kwargs)
-
-    monkeypatch.setattr(dlrun.training.train, "train", fail_adam)
+    monkeypatch.setattr(executors, "run_cell", faulty({"adam": "raise"}))  # in the workers
     result = invoke(
         "compare", cfg_file, "--grid", "optimizer.name=adam,gd", "--runs-dir", tmp_path / "runs"
     )

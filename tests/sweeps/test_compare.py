@@ -12,15 +12,14 @@ import socket
 import numpy as np
 import pytest
 
-import dlrun.training.train
+import dlrun.sweeps.executors as executors
 from dlrun.errors import ConfigError
 from dlrun.sweeps.compare import compare
 from dlrun.sweeps.executors import LocalPool, cores, threads_per_job
 from dlrun.sweeps.results import aggregate, epochs_to_target, metric_value
 from dlrun.sweeps.spec import Target, load_sweep, parse_grid
 from tests.conftest import CONFIGS, small_config
-
-REAL_TRAIN = dlrun.training.train.train
+from tests.sweeps.faults import faulty
 
 
 def tiny_sweep(**changes):
@@ -245,22 +244,9 @@ def test_metric_values_of_one_outcome():
     assert math.isclose(metric_value(outcome, "gap"), 0.3)
 
 
-def _failing_train(bad_optimizer):
-    """train() whose runs with ``bad_optimizer`` fail at their first batch."""
-
-    def boom(trainer):
-        raise RuntimeError("injected failure")
-
-    def fake(config, **kwargs):
-        if config["optimizer"]["name"] == bad_optimizer:
-            kwargs["callbacks"] = [boom]
-        return REAL_TRAIN(config, **kwargs)
-
-    return fake
-
-
+# cells run in worker processes: faults are injected there (tests/sweeps/faults.py)
 def test_a_failed_cell_does_not_stop_the_others_and_runs_again(runs_dir, monkeypatch):
-    monkeypatch.setattr(dlrun.training.train, "train", _failing_train("adam"))
+    monkeypatch.setattr(executors, "run_cell", faulty({"adam": "raise"}))  # at the first batch
     result = compare(tiny_sweep(), runs_dir=runs_dir)
     assert not result.ok and [label for label, _ in result.failed] == [
         "optimizer=adam,seed=0",
@@ -273,7 +259,7 @@ def test_a_failed_cell_does_not_stop_the_others_and_runs_again(runs_dir, monkeyp
     assert all((result.sweep_dir / d / "summary.json").is_file() for d in failed_dirs)
     before = run_dirs(result.sweep_dir)
 
-    monkeypatch.setattr(dlrun.training.train, "train", REAL_TRAIN)
+    monkeypatch.undo()
     again = compare(tiny_sweep(), runs_dir=runs_dir)
     assert again.ok and again.ran == 2 and again.skipped == 2
     after = run_dirs(again.sweep_dir)
@@ -284,7 +270,7 @@ def test_a_failed_cell_does_not_stop_the_others_and_runs_again(runs_dir, monkeyp
 
 
 def test_fail_fast_stops_at_the_first_failure(runs_dir, monkeypatch):
-    monkeypatch.setattr(dlrun.training.train, "train", _failing_train("gd"))
+    monkeypatch.setattr(executors, "run_cell", faulty({"gd": "raise"}))
     result = compare(tiny_sweep(), runs_dir=runs_dir, fail_fast=True)
     rows = read_csv(result.sweep_dir / "results.csv")
     assert [r["status"] for r in rows] == ["failed", "not run", "not run", "not run"]
@@ -292,21 +278,21 @@ def test_fail_fast_stops_at_the_first_failure(runs_dir, monkeypatch):
 
 
 def test_ctrl_c_stops_cleanly_and_the_rest_runs_later(runs_dir, monkeypatch):
-    calls = []
-
-    def interrupt_second_run(config, **kwargs):
-        calls.append(config["seed"])
-        if len(calls) == 2:
-            kwargs["callbacks"] = [lambda trainer: os.kill(os.getpid(), signal.SIGINT)]
-        return REAL_TRAIN(config, **kwargs)
-
-    monkeypatch.setattr(dlrun.training.train, "train", interrupt_second_run)
-    result = compare(tiny_sweep(), runs_dir=runs_dir)
-    assert result.interrupted and len(calls) == 2  # no third run started
+    """Ctrl-C in the sweep's process during the second cell (the cell itself presses it,
+    then waits until the sweep asks it to stop): the cell stops after its batch, no
+    third cell starts, and the next run does the rest."""
+    # Python's own handler, even where SIGINT was ignored (pytest as a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    monkeypatch.setattr(executors, "run_cell", faulty({"gd:1": ("ctrl_c", os.getpid())}))
+    try:
+        result = compare(tiny_sweep(), runs_dir=runs_dir)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.interrupted and len(run_dirs(result.sweep_dir)) == 2  # no third run started
     rows = read_csv(result.sweep_dir / "results.csv")
     assert [r["status"] for r in rows] == ["completed", "interrupted", "not run", "not run"]
 
-    monkeypatch.setattr(dlrun.training.train, "train", REAL_TRAIN)
+    monkeypatch.undo()
     again = compare(tiny_sweep(), runs_dir=runs_dir)
     assert again.ok and again.ran == 3 and again.skipped == 1
 
