@@ -10,11 +10,12 @@
     python scripts/bench.py batch CONFIG            forward + backward of any config's network
     python scripts/bench.py optim [--size N]        one optimizer step, and its memory floor
     python scripts/bench.py compare [--epochs 60]   dlrun compare --jobs 2 against --jobs 1
+    python scripts/bench.py tune                    dlrun tune: overhead per trial, --jobs 2
 
 Every benchmark takes --help; the code is in scripts/bench/, the networks come from
 configs/. Timings alternate the two sides and report medians, because the machine is
-shared and noisy. PyTorch is optional (`pip install torch==2.13.0`), never a CI
-dependency; the Fashion-MNIST benchmarks need the data set (Debian: dataset-fashion-mnist).
+shared and noisy. PyTorch is optional (`pip install torch==2.13.0`; the `crosscheck`
+extra); the Fashion-MNIST benchmarks need the data set (Debian: dataset-fashion-mnist).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import importlib
 import sys
 from pathlib import Path
 
-COMMANDS = ("mlp", "epoch", "cnn", "lstm", "batch", "optim", "compare")
+COMMANDS = ("mlp", "epoch", "cnn", "lstm", "batch", "optim", "compare", "tune")
 
 
 def main(argv: list[str] | None = None) -> int:

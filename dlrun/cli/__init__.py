@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 
 from dlrun import __version__
 from dlrun.cli import _util
+from dlrun.errors import DlrunError
 
 app = typer.Typer(
     name="dlrun",
@@ -48,6 +50,7 @@ for _command in (
     "sample",
     "schema",
     "train",
+    "tune",
 ):
     importlib.import_module(f"dlrun.cli.{_command}_cmd")
 
@@ -55,4 +58,12 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    app()
+    """The ``dlrun`` program. A DlrunError that a command let escape (one raised
+    outside its ``handle_errors`` block) is still reported as one message."""
+    try:
+        app()
+    except DlrunError as exc:
+        if _util.STATE["debug"]:
+            raise
+        _util.report(exc)
+        sys.exit(exc.exit_code)

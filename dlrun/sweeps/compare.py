@@ -97,12 +97,14 @@ def compare(
     name: str | None = None,
     timeout: float = 5.0,
     threads: int | None = None,
+    tls: dict[str, Any] | None = None,
 ) -> SweepResult:
     """Run every cell of a sweep (skipping those done before) and aggregate the results.
 
     ``sweep``: a sweep file, a config file (then ``grid`` / ``seeds`` make the
     sweep), or a mapping. ``jobs``: local processes. ``executor``: ``local`` or
-    ``dask`` (with ``address`` of the scheduler; ``timeout`` seconds to connect).
+    ``dask`` (with ``address`` of the scheduler; ``timeout`` seconds to connect;
+    ``tls``: ``{"ca_file", "cert", "key"}`` for a ``tls://`` scheduler).
     ``threads``: Numba and BLAS threads per process (default: all cores for
     ``jobs=1``, ``cores // jobs`` otherwise, never more). ``progress``:
     ``silent`` or ``plain`` (one line per cell). ``overrides``: ``key=value``
@@ -118,10 +120,17 @@ def compare(
         raise ConfigError(
             f"sweep name '{spec.name}' cannot be a folder name; use letters, digits, '.', '_', '-'"
         )
+    if spec.tune is not None:  # tuned sweep: every setting's ranges checked before any run
+        from dlrun.sweeps.tune.sweep import check_tune, tune_cells
+
+        check_tune(spec)
     folder = SweepDir(Path(runs_dir) / spec.name)
     folder.check(spec)
-    with make_executor(executor, jobs, address, timeout, threads) as ex, folder.lock():
+    with make_executor(executor, jobs, address, timeout, threads, tls) as ex, folder.lock():
         folder.prepare(spec)
+        if spec.tune is not None:
+            tune_jobs = jobs if executor == "local" else 1
+            spec = tune_cells(spec, folder.path, tune_jobs, threads, progress)
         return _run(spec, folder, ex, fail_fast, progress)
 
 
@@ -139,9 +148,7 @@ def _run(spec: Sweep, folder: SweepDir, ex: Any, fail_fast: bool, progress: str)
     by_hash = {c.hash: c for c in todo}
     skipped = len(spec.cells) - len(todo)
     if todo:
-        where = f"{ex.name}" + (
-            f", {ex.jobs} jobs x {ex.threads} threads" if hasattr(ex, "jobs") else ""
-        )
+        where = ex.describe() if hasattr(ex, "describe") else ex.name
         show.note(f"sweep {spec.name}: {len(todo)} to run, {skipped} done before ({where})")
     failures: list[tuple[str, str]] = []
     ran = 0

@@ -176,8 +176,9 @@ def table(sweep: Sweep, groups: list[dict[str, Any]], metrics: list[str]) -> Any
     title = f"sweep {sweep.name}: {len(sweep.cells)} runs"
     tab = Table(title=title, title_justify="left", header_style="bold")
     axes = list(sweep.axes)
+    tuned = set(sweep.tune.params) if sweep.tune is not None else set()
     for axis in axes:
-        tab.add_column(short(axis))
+        tab.add_column(short(axis) + (" (tuned)" if axis in tuned else ""))
     tab.add_column("runs")
     for m in metrics:
         tab.add_column(m, justify="right")

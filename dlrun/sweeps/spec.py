@@ -11,6 +11,9 @@ A sweep file::
     seeds: 3                        # seeds 0, 1, 2 (or a list); sets `seed`
     metrics: [test_accuracy, val_loss]
     target: {metric: val_accuracy, value: 0.9}
+    tune:                           # each setting tuned first (dlrun.sweeps.tune.sweep)
+      params: {optimizer.lr: "log:1e-4:1"}
+      trials: 16
 
 Cells = variants x grid x zip x seeds (seeds innermost). Every cell's config is
 resolved up front, so a bad key or value anywhere stops the sweep before any
@@ -48,6 +51,7 @@ SWEEP_KEYS = (
     "seeds",
     "metrics",
     "target",
+    "tune",
 )
 
 # metrics a table can show (see dlrun.sweeps.results.metric_value)
@@ -71,6 +75,29 @@ class Target(Settings):
     mode: Literal["min", "max", "auto"] = Field("auto", description="auto: max for accuracy")
 
 
+class TuneSection(Settings):
+    """A sweep's ``tune:``: each setting's ``params`` are tuned (Optuna, ``trials`` finished
+    trials on ``metric``) before its seeds run at the best values found."""
+
+    params: dict[str, str | list[Any]] = Field(
+        ..., description="key -> range, as dlrun tune --param: log:1e-4:1, int:16:256, [a, b]"
+    )
+    trials: int = Field(16, ge=1, description="finished trials per setting")
+    metric: str = Field("val_loss", description="a metrics.csv column (a validation metric)")
+    direction: Literal["minimize", "maximize"] | None = Field(
+        None, description="default: maximize accuracies, minimize losses"
+    )
+    pruner: Literal["median", "none"] = "median"
+    startup_trials: int = Field(5, ge=0, description="completed trials before pruning starts")
+    warmup_epochs: int = Field(0, ge=0, description="epochs of a trial before it can be pruned")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        description="seed of the tuning runs (and the sampler); default: one after the "
+        "sweep's largest seed, so that no reported run is a tuning run",
+    )
+
+
 class SweepFile(Settings):
     """The keys of a sweep file."""
 
@@ -84,6 +111,7 @@ class SweepFile(Settings):
     seeds: int | list[int] | None = None
     metrics: list[str] | None = None
     target: Target | None = None
+    tune: TuneSection | None = None
 
     model_config = Settings.model_config | {"populate_by_name": True}
 
@@ -126,11 +154,13 @@ class Sweep:
     metrics: list[str] | None
     target: Target | None
     cells: list[Cell] = field(default_factory=list)
+    tune: TuneSection | None = None
 
     @property
     def hash(self) -> str:
-        """Identity of the sweep: the set of its cells."""
-        return digest(sorted(c.hash for c in self.cells))
+        """Identity of the sweep: the set of its cells (and its tune section, if any)."""
+        cells = sorted(c.hash for c in self.cells)
+        return digest(cells) if self.tune is None else digest([cells, self.tune.model_dump()])
 
     def describe(self) -> dict[str, Any]:
         """What sweep.yaml holds."""
@@ -142,6 +172,7 @@ class Sweep:
             **self.spec,
             "metrics": self.metrics,
             "target": self.target.model_dump() if self.target else None,
+            **({"tune": self.tune.model_dump()} if self.tune else {}),
             "cells": [
                 {"label": c.label, "values": c.values, "seed": c.seed, "hash": c.hash}
                 for c in self.cells
@@ -184,7 +215,7 @@ def parse_scalar(text: str) -> Any:
     """A command-line value as YAML would read it (and ``1e-3`` as a number)."""
     text = text.strip()
     try:
-        value = yaml.safe_load(text) if text else ""
+        value = L.safe_load(text, "a --grid value") if text else ""
     except yaml.YAMLError:
         return text
     if isinstance(value, str) and _NUMBER.match(value):
@@ -266,7 +297,7 @@ def load_sweep(
         if not path.is_file():
             raise ConfigError(f"sweep file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = L.safe_load(path.read_text(encoding="utf-8"), str(path)) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(data, dict):
@@ -399,5 +430,13 @@ def expand(
         "seeds": seeds or None,
     }
     return Sweep(
-        sweep_name, source, spec.description, described, axes, spec.metrics, spec.target, cells
+        sweep_name,
+        source,
+        spec.description,
+        described,
+        axes,
+        spec.metrics,
+        spec.target,
+        cells,
+        spec.tune,
     )
