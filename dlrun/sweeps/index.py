@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from dlrun.config.loading import safe_load
 from dlrun.errors import ConfigError, DlrunError
 from dlrun.runs.rundir import atomic_write_text
 from dlrun.sweeps.cell import CURVE_KEYS
@@ -60,9 +61,9 @@ class SweepDir:
                 hint="give the sweep another --name or another --runs-dir",
             )
         try:
-            theirs = (yaml.safe_load(self.sweep_path.read_text(encoding="utf-8")) or {}).get(
-                "sweep_hash"
-            )
+            theirs = (
+                safe_load(self.sweep_path.read_text(encoding="utf-8"), str(self.sweep_path)) or {}
+            ).get("sweep_hash")
         except (OSError, yaml.YAMLError, AttributeError) as exc:
             raise ConfigError(f"cannot read {self.sweep_path}: {exc}") from None
         if theirs != sweep.hash:
