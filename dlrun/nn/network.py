@@ -56,7 +56,15 @@ class Network:
         return cls(model.layers(cfg["model"]), loss, cfg["model"].get("init", "glorot_uniform"))
 
     # ------------------------------------------------------------------ build
-    def build(self, input_shape: Shape, rng: np.random.Generator, dtype: Any = np.float32) -> Shape:
+    def build(
+        self,
+        input_shape: Shape,
+        rng: np.random.Generator,
+        dtype: Any = np.float32,
+        fuse: bool = True,
+    ) -> Shape:
+        """Build every layer for ``input_shape``, flatten the parameters, plan the training
+        steps (fused where ``fuse``); returns the output shape."""
         self.dtype = np.dtype(dtype)
         shape = tuple(input_shape)
         self.input_shape = shape
@@ -90,7 +98,7 @@ class Network:
                 hint=f"add {{type: {fused}}} as the last layer",
             )
         self._flatten()
-        self.plan_training()
+        self.plan_training(fuse)
         return shape
 
     def plan_training(self, fuse: bool = True) -> None:

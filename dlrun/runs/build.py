@@ -32,9 +32,10 @@ def load_data(cfg: dict[str, Any], rng: np.random.Generator, root: Path | None =
 
 
 def build_network(cfg: dict[str, Any], splits: Splits, rng: np.random.Generator) -> Network:
-    """The config's network, built for the dataset's input shape and classes."""
+    """The config's network, built for the dataset's input shape and classes, its training
+    steps planned as ``train.fuse`` says."""
     net = Network.from_config(cfg, splits.n_classes)
-    net.build(splits.input_shape, rng, np.dtype(cfg["dtype"]))
+    net.build(splits.input_shape, rng, np.dtype(cfg["dtype"]), fuse=cfg["train"]["fuse"])
     check_output(net, splits.task, splits.n_classes, splits.train.y.shape[1:])
     return net
 

@@ -66,7 +66,6 @@ def train(
     except (OSError, ValueError) as exc:  # a DlrunError already says what and where
         raise DataError(f"dataset '{cfg['data']['name']}' could not be loaded: {exc}") from None
     net = build_network(cfg, splits, streams["init"])
-    net.plan_training(fuse=cfg["train"]["fuse"])
     parts = build_parts(cfg, net, has_val=splits.val is not None)
     if resume is None:
         run = RunDir.create(Path(runs_dir), cfg.get("name") or "run")

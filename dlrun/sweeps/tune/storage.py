@@ -132,6 +132,8 @@ def _rdb_storage(optuna: Any, url: str, attempts: int = 5) -> Any:
     """Optuna's RDBStorage; when several workers start at once, one of them creates the
     tables and the others may collide with it (a unique-key violation in the database's
     catalogue): they try again, then find the tables made."""
+    import sqlalchemy.exc
+
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(
@@ -140,10 +142,7 @@ def _rdb_storage(optuna: Any, url: str, attempts: int = 5) -> Any:
                 heartbeat_interval=HEARTBEAT,
                 grace_period=GRACE,
             )
-        except Exception as exc:
-            import sqlalchemy.exc
-
-            if not isinstance(exc, sqlalchemy.exc.IntegrityError) or attempt == attempts - 1:
+        except sqlalchemy.exc.IntegrityError:
+            if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
