@@ -64,6 +64,10 @@ class TrainSettings(Settings):
     checkpoint_every: int = Field(1, ge=1, description="write last.npz every n epochs")
 
 
+class LogSettings(Settings):
+    """What a run records beyond its default metrics.csv columns and plots."""
+
+
 class RunConfig(Settings):
     """A run: data, model, loss, optimizer, training settings."""
 
@@ -80,6 +84,7 @@ class RunConfig(Settings):
     schedule: dict[str, Any] = Field(default_factory=lambda: {"name": "constant"})
     regularizers: list[dict[str, Any]] = Field(default_factory=list)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
 
 # --------------------------------------------------------------------------- validation
