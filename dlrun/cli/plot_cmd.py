@@ -18,7 +18,7 @@ def activations(
     out: Path = typer.Option(Path("activations.png"), "--out", "-o", help="PNG file to write."),
 ) -> None:
     """Every activation function and its derivative in one PNG."""
-    from dlrun.runs import plots
+    from dlrun.runs import pictures
 
     with handle_errors():
-        console.print(f"wrote {plots.activations(out)}")
+        console.print(f"wrote {pictures.activations(out)}")

@@ -53,12 +53,7 @@ def sweep_curves(groups: list[dict[str, Any]], folder: Path) -> list[Path]:
 
 def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
     """curves.png: loss and accuracy, train and val, mean +- std over seeds per setting."""
-    from dlrun.runs.plots import (  # matplotlib only where a figure is drawn
-        _save,
-        epoch_axis,
-        log_y,
-        plt,
-    )
+    from dlrun.runs.figure import epoch_axis, log_y, plt, save  # matplotlib only here
 
     folder = Path(folder)
     have_acc = any("accuracy" in r for g in groups for rows in g["curves"] for r in rows)
@@ -85,12 +80,12 @@ def curves_by_epoch(groups: list[dict[str, Any]], folder: Path) -> Path:
         ax.grid(alpha=0.3)
         if drawn and len(groups) <= 12 and key == "loss":  # one legend serves all four
             ax.legend(fontsize=7)
-    return _save(fig, folder / "curves.png", tight=False)
+    return save(fig, folder / "curves.png", tight=False)
 
 
 def curves_by_time(groups: list[dict[str, Any]], folder: Path) -> Path:
     """curves_time.png: training loss against seconds of training, every run."""
-    from dlrun.runs.plots import _save, log_y, plt
+    from dlrun.runs.figure import log_y, plt, save
 
     colors = plt.cm.tab10(np.linspace(0, 1, 10))
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -114,7 +109,7 @@ def curves_by_time(groups: list[dict[str, Any]], folder: Path) -> Path:
     ax.grid(alpha=0.3)
     if len(groups) <= 12 and any(g["curves"] for g in groups):
         ax.legend(fontsize=7)
-    return _save(fig, Path(folder) / "curves_time.png", tight=False)
+    return save(fig, Path(folder) / "curves_time.png", tight=False)
 
 
 FIGURES = (curves_by_epoch, curves_by_time)

@@ -74,7 +74,7 @@ def evaluate_run(
         metrics["confusion"] = confusion_matrix(data.y, predicted, k)
         metrics["class_names"] = splits.class_names or [str(i) for i in range(k)]
         if plots:
-            from dlrun.runs import plots as P
+            from dlrun.runs import pictures as P
 
             run = RunDir(Path(run_dir))
             P.confusion(metrics["confusion"], metrics["class_names"], run.plots / "confusion.png")

@@ -7,7 +7,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from dlrun.runs.plots import epoch_axis, feature_maps, filters, mosaic, plt
+from dlrun.runs.figure import epoch_axis, plt
+from dlrun.runs.pictures import feature_maps, filters, mosaic
 
 
 def test_mosaic_lays_tiles_out_in_rows_with_gaps_each_on_its_own_scale():
@@ -61,7 +62,7 @@ def test_grad_norm_lines_are_named_by_a_legend_or_a_colour_scale(layers, legend,
     import dlrun.runs.plots as P
 
     drawn = []
-    monkeypatch.setattr(P, "_save", lambda fig, path, tight=True: drawn.append(fig))
+    monkeypatch.setattr(P, "save", lambda fig, path, tight=True: drawn.append(fig))
     rows = [
         {"epoch": e, **{f"grad_norm/d{i}": 10.0**-i * e for i in range(layers)}} for e in (1, 2)
     ]
