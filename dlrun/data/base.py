@@ -130,6 +130,13 @@ class Dataset:
     def load(self, rng: np.random.Generator) -> Splits:
         raise NotImplementedError
 
+    def reference_mse(self) -> dict[str, float]:
+        """Mean squared errors per target value that the data's definition fixes, for
+        learning-curve figures to draw beside the loss: ``baseline`` (always predicting the
+        targets' mean: their variance) and ``noise_floor`` (predicting the noiseless signal
+        exactly: the variance of the noise on the targets). {} where the data fixes none."""
+        return {}
+
 
 def split_arrays(
     x: np.ndarray,

@@ -45,6 +45,12 @@ class Adding(Dataset):
         y = (x[rows, first, 0] + x[rows, second, 0]).reshape(n, 1)
         return split_arrays(x, y, rng, c.val_fraction, c.test_fraction, "regression")
 
+    def reference_mse(self) -> dict[str, float]:
+        """baseline: y = u1 + u2 with u1, u2 independent and uniform on [0, 1], so always
+        predicting the mean E[y] = 1 costs Var(y) = 2 * 1/12 = 1/6 (the quadratic cost
+        1/2 (t - o)^2 of it is 1/12 = 0.083); there is no noise (floor 0)."""
+        return {"baseline": 2 / 12}
+
 
 @datasets.register("sine")
 class Sine(Dataset):
@@ -83,6 +89,14 @@ class Sine(Dataset):
         return split_arrays(
             x, np.ascontiguousarray(y), rng, c.val_fraction, c.test_fraction, "regression"
         )
+
+    def reference_mse(self) -> dict[str, float]:
+        """noise_floor: Var(noise) = noise^2, what predicting the noiseless wave exactly
+        costs (no model does better: the noise of the next value is independent of the
+        past); baseline: with a uniform phase, sin has mean 0 and variance 1/2, so always
+        predicting 0 costs 1/2 + noise^2."""
+        c = self.config
+        return {"baseline": 0.5 + c.noise**2, "noise_floor": c.noise**2}
 
 
 def read_text(path: Path) -> str:

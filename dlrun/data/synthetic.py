@@ -187,3 +187,11 @@ class SineRegression(Dataset):
             c.test_fraction,
             "regression",
         )
+
+    def reference_mse(self) -> dict[str, float]:
+        """noise_floor: Var(noise) = noise^2; baseline: sin(p x) over the symmetric range
+        has mean 0 and E[sin^2(p x)] = 1/2 - sin(2 pi p) / (4 pi p), plus the noise."""
+        c = self.config
+        p = c.periods
+        spread = 0.5 - np.sin(2 * np.pi * p) / (4 * np.pi * p)
+        return {"baseline": float(spread + c.noise**2), "noise_floor": c.noise**2}
