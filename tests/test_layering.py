@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dlrun"
 #: and any layer below its own.
 LAYERS = [
     ("cli", ["dlrun.cli"]),
+    ("tour", ["dlrun.tour"]),
     ("sweeps", ["dlrun.sweeps"]),
     ("training", ["dlrun.training"]),
     ("runs", ["dlrun.runs"]),

@@ -49,6 +49,7 @@ for _command in (
     "runs",
     "sample",
     "schema",
+    "tour",
     "train",
     "tune",
 ):

@@ -1,0 +1,165 @@
+"""The lessons of the tour, in the order of the course: each one runs its experiments,
+keeps its pictures and states the numbers docs/course.md promises.
+
+Every number goes through :meth:`Tour.expect` with the range it must fall in; the
+ranges hold over seeds 0, 1 and 2 wherever a lesson runs several seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from dlrun.tour.tour import Tour, sweep_values
+
+
+# ----------------------------------------------------------------------------- 1
+def perceptron(t: Tour) -> None:
+    """The perceptron and its learning rule: AND is learned, XOR never is."""
+    from dlrun.tour.figures import LineHistory, perceptron_rule
+
+    histories = {}
+    for problem in ("and", "xor"):
+        history = LineHistory()
+        run = t.train(f"{problem}_perceptron", callbacks=[history])
+        histories[problem.upper()] = history
+        final = run.read_json("summary.json")["final"]
+        best = max(row["accuracy"] for row in run.metrics())
+        if problem == "and":
+            t.expect(
+                "and_perceptron.test_accuracy",
+                final["test_accuracy"],
+                1.0,
+                1.0,
+                "the perceptron classifies all four AND points",
+            )
+        else:
+            t.expect(
+                "xor_perceptron.best_accuracy",
+                best,
+                0.0,
+                0.75,
+                "no epoch classifies more than three of the four XOR points",
+            )
+    t.draw(
+        "01-perceptron-rule.png",
+        perceptron_rule,
+        histories,
+        "the perceptron learning rule w += eta (t - o) x, one training point per update",
+    )
+
+
+# ----------------------------------------------------------------------------- 2
+def depth(t: Tour) -> None:
+    """Feed-forward networks: a hidden layer learns XOR; depth bends the boundary, but only
+    with a nonlinear activation."""
+    xor = t.train("xor_mlp").read_json("summary.json")["final"]
+    t.expect("xor_mlp.test_accuracy", xor["test_accuracy"], 1.0, 1.0, "one hidden layer learns XOR")
+    shallow = t.train("depth_0")
+    deep = t.train("depth_3")
+    linear = t.train(
+        "depth_3",
+        *(f"model.layers[{i}].activation=identity" for i in range(3)),
+        run_name="depth_3_identity",
+    )
+    acc = {
+        name: run.read_json("summary.json")["final"]["test_accuracy"]
+        for name, run in (("depth_0", shallow), ("depth_3", deep), ("identity", linear))
+    }
+    t.expect(
+        "depth_0.test_accuracy",
+        acc["depth_0"],
+        0.82,
+        0.9,
+        "no hidden layer: a straight line through the moons",
+    )
+    t.expect("depth_3.test_accuracy", acc["depth_3"], 0.95, 1.0, "three ReLU hidden layers")
+    t.expect(
+        "depth_3_identity.gap_to_depth_0",
+        acc["identity"] - acc["depth_0"],
+        -0.03,
+        0.03,
+        "three identity hidden layers are one linear map: no better than no hidden layer",
+    )
+    t.keep(shallow.plots / "decision_boundary.png", "02-depth-0-boundary.png")
+    t.keep(deep.plots / "decision_boundary.png", "02-depth-3-boundary.png")
+
+
+# ----------------------------------------------------------------------------- 3
+def activations(t: Tour) -> None:
+    """Activation functions and their derivatives; sigma'(0) = 1/4."""
+    from dlrun.nn.activations import SPECS
+    from dlrun.runs import pictures
+
+    t.draw("03-activations.png", pictures.activations)
+    slope = float(SPECS["sigmoid"].derivative_at(np.zeros(1), 0.0)[0])
+    t.expect("sigmoid.derivative_at_0", slope, 0.25, 0.25, "sigma'(0) = sigma(0)(1 - sigma(0))")
+
+
+# ----------------------------------------------------------------------------- 4
+def losses(t: Tour) -> None:
+    """The quadratic cost against cross-entropy on a sigmoid output unit."""
+    result = t.compare("sweeps/losses")
+    acc = sweep_values(result, "test_accuracy")
+    diff = np.array(acc["cross_entropy"]) - np.array(acc["quadratic"])
+    t.expect(
+        "losses.cross_entropy_minus_quadratic.min",
+        diff.min(),
+        0.02,
+        0.2,
+        "cross-entropy's test accuracy above the quadratic cost's, on every seed",
+    )
+    t.keep(result.sweep_dir / "plots" / "curves.png", "04-losses-curves.png")
+    sine = t.train("sine_regression").read_json("summary.json")["final"]
+    t.expect(
+        "sine_regression.test_loss",
+        sine["test_loss"],
+        0.0,
+        0.003,
+        "the quadratic cost on a regression: 1/2 (t - o)^2 near the noise's 1/2 0.05^2",
+    )
+
+
+# ----------------------------------------------------------------------------- 6
+def backprop(t: Tour) -> None:
+    """Backpropagation, checked against central differences for every layer and loss."""
+    from dlrun.nn import gradcheck
+
+    reports = gradcheck.check_registered()
+    failed = [r.name for r in reports if not r.passed]
+    worst = max((row.max_rel for r in reports for row in r.rows), default=0.0)
+    t.say(f"  gradcheck: {len(reports)} components, {len(failed)} failed")
+    t.expect("gradcheck.failed", len(failed), 0, 0, "components whose gradients disagree")
+    t.expect(
+        "gradcheck.worst_relative_error",
+        worst,
+        0.0,
+        1e-4,
+        "largest |analytic - numeric| / |numeric| over every entry checked",
+    )
+
+
+# ----------------------------------------------------------------------------- 12
+def lstm(t: Tour) -> None:
+    """The LSTM solves the adding problem at T = 100, where the simple RNN cannot."""
+    run = t.train("lstm_adding")
+    t.expect(
+        "lstm_adding.test_loss",
+        run.read_json("summary.json")["final"]["test_loss"],
+        0.0,
+        0.01,
+        "LSTM, T = 100: far below the 0.083 of predicting the mean",
+    )
+    t.keep(run.plots / "curves.png", "12-lstm-adding-curves.png")
+
+
+#: The tour in the course's order: (section number, short name, lesson).
+LESSONS: list[tuple[int, str, Callable[[Tour], None]]] = [
+    (1, "perceptron", perceptron),
+    (2, "depth", depth),
+    (3, "activations", activations),
+    (4, "losses", losses),
+    (6, "backprop", backprop),
+    (12, "lstm", lstm),
+]
