@@ -67,6 +67,20 @@ class TrainSettings(Settings):
 class LogSettings(Settings):
     """What a run records beyond its default metrics.csv columns and plots."""
 
+    tensorboard: bool = Field(
+        False,
+        description="write TensorBoard event files into RUN_DIR/tensorboard/ "
+        "(pip install 'dlrun[tensorboard]'; dlrun train --tensorboard)",
+    )
+    histograms: int = Field(
+        1,
+        ge=0,
+        description="with tensorboard: weight and gradient histograms every n epochs (0: none)",
+    )
+    batch_every: int = Field(
+        10, ge=0, description="with tensorboard: the training loss every n batches (0: none)"
+    )
+
 
 class RunConfig(Settings):
     """A run: data, model, loss, optimizer, training settings."""

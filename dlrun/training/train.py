@@ -20,6 +20,7 @@ from typing import Any
 from dlrun.config.loading import apply_overrides
 from dlrun.config.resolve import load, resolve
 from dlrun.errors import CheckpointError, DataError, DlrunError
+from dlrun.runs import blas_record
 from dlrun.runs.build import build_network, load_data, make_streams
 from dlrun.runs.rundir import RunDir, fs_error
 from dlrun.training.parts import build_parts
@@ -42,11 +43,14 @@ def train(
     progress: str = "silent",
     callbacks: list[Callable[[Trainer], None]] | None = None,
     root: Path | None = None,
+    hparams: dict[str, Any] | None = None,
 ) -> RunResult:
     """Train one network: the library function behind ``dlrun train``.
 
     ``config`` is a YAML path or an already-resolved dict; ``resume`` a run
     directory to continue (its config is used; overrides are not allowed).
+    With ``log.tensorboard``, ``hparams`` are added to what TensorBoard's HParams
+    dashboard shows for the run (a sweep cell's values; see ``dlrun.training.tensorboard``).
     """
     overrides = list(overrides or [])
     if resume is not None:
@@ -60,6 +64,11 @@ def train(
         cfg = load(config, overrides)
     if name:
         cfg["name"] = name
+    tensorboard = bool(cfg.get("log", {}).get("tensorboard"))
+    if tensorboard:  # a missing extra is a ConfigError before any work
+        from dlrun.training.tensorboard import require_writer
+
+        require_writer()
     streams = make_streams(cfg["seed"])
     try:
         splits = load_data(cfg, streams["data"], root)
@@ -84,8 +93,14 @@ def train(
             del splits  # the trainer's reference only: the training set goes before the figures
             if resume is not None:
                 _restore(trainer, run)
+            if tensorboard:  # opened at the trainer's position (a resume continues there)
+                from dlrun.training.tensorboard import TensorBoardLogger, hyperparameters
+
+                logger = TensorBoardLogger(trainer, hyperparameters(cfg, overrides, hparams))
+                trainer.callbacks = [*trainer.callbacks, logger]  # the caller's list unchanged
             run.log("training steps: " + "; ".join(net.plan_lines()))
-            summary = trainer.fit()
+            with blas_record.recorded(run, resumed=resume is not None):  # env.json, log.txt
+                summary = trainer.fit()
     except OSError as exc:
         raise fs_error(exc, f"cannot write run directory {run.path}") from None
     return RunResult(run.path, json.loads(json.dumps(summary, default=float)))

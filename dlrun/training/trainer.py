@@ -320,6 +320,7 @@ class Trainer:
             return ROLLED_BACK
         self.rows = [r for r in self.rows if r["epoch"] <= self.epoch] + [metrics]
         self.run.write_metrics(self.rows)
+        self._notify("epoch_end", metrics)
         if problem:  # diverged: the epoch's row shows where; no checkpoint is written
             self.epoch += 1
             self.batch = 0
@@ -351,6 +352,14 @@ class Trainer:
             if key in metrics and not math.isfinite(metrics[key]):
                 return f"{key} became non-finite at epoch {epoch} ({metrics[key]})"
         return ""
+
+    def _notify(self, event: str, data: dict[str, Any]) -> None:
+        """Callbacks are called after every batch; one with an ``epoch_end`` or ``run_end``
+        method is also given each epoch's metrics row and, at the end, the run's summary."""
+        for callback in self.callbacks:
+            hook = getattr(callback, event, None)
+            if hook is not None:
+                hook(self, data)
 
     def _record_grad_through_time(self, when: str) -> None:
         record_grad_through_time(
@@ -394,6 +403,7 @@ class Trainer:
         summary["best"] = dict(best_row) if best_row else {}
         summary["rollbacks"] = self.rollbacks
         self.run.write_summary(summary)
+        self._notify("run_end", summary)
         self.run.log(f"status {self.status}{': ' + self.reason if self.reason else ''}")
         try:
             from dlrun.runs import plots  # matplotlib: imported once the training set is freed
