@@ -36,6 +36,12 @@ def train(
         "--threads",
         help="Threads for Numba kernels and BLAS (default: $DLRUN_THREADS, else all cores).",
     ),
+    tensorboard: bool = typer.Option(
+        False,
+        "--tensorboard",
+        help="Also write TensorBoard event files into RUN_DIR/tensorboard/ (log.tensorboard; "
+        "needs pip install 'dlrun[tensorboard]'); watch with: tensorboard --logdir RUNS_DIR",
+    ),
 ) -> None:
     """Train one network; everything about the run goes into its run directory.
 
@@ -49,6 +55,8 @@ def train(
     with handle_errors():
         if config is None and resume is None:
             raise ConfigError("give a CONFIG file, or --resume RUN_DIR")
+        if tensorboard:
+            set_ = _with_tensorboard(set_, resume)
         set_threads(check_threads(threads) if threads is not None else default_threads())
         _announce_compile()
         result = run_training(
@@ -61,6 +69,8 @@ def train(
         )
         s = result.summary
         console.print(f"run: {result.run_dir}")
+        if (result.run_dir / "tensorboard").is_dir():
+            console.print(f"watch it with: tensorboard --logdir {result.run_dir.parent}")
         final = s.get("final", {})
         shown = {
             k: v
@@ -75,6 +85,23 @@ def train(
         if s["status"] == "interrupted":
             console.print(f"continue it with: dlrun train --resume {result.run_dir}")
             raise typer.Exit(INTERRUPTED)
+
+
+def _with_tensorboard(overrides: list[str], resume: Path | None) -> list[str]:
+    """--tensorboard is ``log.tensorboard=true``; a resumed run keeps its config, so there
+    it only confirms what the run already does."""
+    from dlrun.errors import ConfigError
+    from dlrun.runs.rundir import RunDir
+
+    if resume is None:
+        return [*overrides, "log.tensorboard=true"]
+    if not (RunDir.open(resume).config().get("log") or {}).get("tensorboard"):
+        raise ConfigError(
+            f"--tensorboard cannot be added when resuming {resume}: a resumed run keeps its "
+            "config, and its log.tensorboard is off",
+            hint="start a new run with --tensorboard",
+        )
+    return overrides
 
 
 def _announce_compile() -> None:
