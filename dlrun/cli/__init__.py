@@ -46,6 +46,7 @@ for _command in (
     "gradcheck",
     "list",
     "plot",
+    "plot_runs",
     "runs",
     "sample",
     "schema",

@@ -64,8 +64,11 @@ class BestTracker:
 def record_grad_through_time(
     net: Any, split: Any, targets: Any, stream: np.random.Generator, run: Any, when: str
 ) -> None:
-    """A probe for recurrent layers: ||dC/dS_t|| for every time step t of one batch (the
-    first 64 training samples), written to grad_through_time.json as {when: {layer: [...]}}.
+    """A probe for recurrent layers: ||dC/dh_t||_2 for every time step t of one batch (the
+    first 64 training sequences, C their mean cost), h_t the layer's hidden state (the
+    ``rnn`` layer's S_t; for an ``lstm`` h_t, not the cell state C_t), as each layer's
+    ``state_grad_norms`` holds it after a backward pass. Written to grad_through_time.json
+    as {when: {layer: [norm per step]}, "layers": {layer: registered type}}.
 
     Runs on a copy of the dropout stream's state, so that training is unchanged.
     """
@@ -79,4 +82,5 @@ def record_grad_through_time(
     stream.bit_generator.state = saved
     record = run.read_json("grad_through_time.json")
     record[when] = {layer.name: list(map(float, layer.state_grad_norms)) for layer in recurrent}
+    record["layers"] = {layer.name: layer.registered_name for layer in recurrent}
     run.write_json("grad_through_time.json", record)
