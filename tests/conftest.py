@@ -9,6 +9,9 @@ import pytest
 
 # wide, plain consoles so that CLI output (rich tables) is not wrapped in the tests
 os.environ["COLUMNS"] = "200"
+# every product on NumPy's OpenBLAS, measured nothing: results the same on every machine
+# (tests/kernels/test_blas_choice.py tests the per-shape choice, and MKL, explicitly)
+os.environ.setdefault("DLRUN_BLAS", "openblas")
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"

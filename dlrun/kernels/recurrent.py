@@ -3,8 +3,8 @@
 A step kernel does what lies between two matrix products: add the pieces, apply the gate
 nonlinearities, update the cell, and (backward) multiply by the derivatives.
 ``rnn_forward``/``rnn_backward`` and ``lstm_forward``/``lstm_backward`` run all steps in
-one call, each step's product through :func:`blas.gemm` (NumPy's own BLAS routine, called
-from the kernel). The layers call those; the step kernels are what they loop over.
+one call, each step's product through :func:`blas.gemm` (the BLAS routine chosen for its
+shape, ``lib``, called from the kernel). The layers call those; the step kernels are what they loop over.
 
 Backward kernels work on ``A`` "slots" of gradient at once, shape (A, N, H): with
 truncated BPTT each slot carries the gradient of one output time step (which must stop
@@ -144,20 +144,21 @@ def _add_row(out, row):
 
 
 @kernel
-def rnn_forward(zx, W, b, s, act, approx, k):
+def rnn_forward(zx, W, b, s, act, approx, k, lib):
     """All T steps of the RNN forward in one call: S_t = f(zx[t] + S_{t-1} W + b), the
     product through :func:`blas.gemm`, then :func:`rnn_step_forward`.
 
     zx: (T, N, H) the input projections X_t U; W: (H, H); b: (H,);
     s: (T + 1, N, H) with s[0] = S_{-1} on entry; each step writes S_t into s[t + 1].
+    lib: the BLAS of the (N, H) @ (H, H) products (``blas.lib_for_shape``).
     """
     for t in range(zx.shape[0]):
-        gemm(s[t], W, s[t + 1])
+        gemm(s[t], W, s[t + 1], lib)
         rnn_step_forward(zx[t], s[t + 1], b, s[t + 1], act, approx, k)
 
 
 @kernel
-def rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, to_initial):
+def rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, to_initial, lib):
     """Full backpropagation through time in one call, t = T-1 .. 0: dC/dS_t += dy_t;
     :func:`rnn_step_backward`; dC/dS_{t-1} = dC/dz_t W^T.
 
@@ -166,6 +167,7 @@ def rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, to_initial):
     s: the states kept by :func:`rnn_forward`. ds, dz: (1, N, H), one gradient slot;
     ds holds dC/dS_{-1} on exit when ``to_initial`` (a learned initial state), else the
     product of step 0 is skipped. Writes dz_all: (T, N, H) dC/dz, norms: (T,) ||dC/dS_t||.
+    lib: the BLAS of the (N, H) @ (H, H) products.
     """
     steps, n = dz_all.shape[0], dz_all.shape[1]
     every = dy_steps.shape[0] > 0
@@ -175,7 +177,7 @@ def rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, to_initial):
                 _add_row(ds[0, r], dy_steps[t, r])
         norms[t] = rnn_step_backward(ds, s[t + 1], act, dz, dz_all[t])
         if t > 0 or to_initial:
-            gemm(dz[0], WT, ds[0])
+            gemm(dz[0], WT, ds[0], lib)
 
 
 # --------------------------------------------------------------------------- lstm
@@ -277,7 +279,7 @@ def lstm_step_backward(dh, dc, gates, c_prev, tc, cand, da, db, one):
 
 
 @kernel
-def lstm_forward(hx, W, b, gates, cs, tc, cand, approx, k):
+def lstm_forward(hx, W, b, gates, cs, tc, cand, approx, k, lib):
     """All T steps of the LSTM forward in one call: per step the product z = hx[t] W
     (through :func:`blas.gemm`) and :func:`lstm_step_forward`.
 
@@ -285,14 +287,15 @@ def lstm_forward(hx, W, b, gates, cs, tc, cand, approx, k):
     h_t into hx[t + 1]); W: (H + F, 4H); b: (4H,); gates: (T, N, 4H) activated gates;
     cs: (T + 1, N, H) cell states (cs[0] = C_{-1}); tc: (T, N, H) tanh(C_t).
     The same work as the layer's Python loop, without its per-step call overhead.
+    lib: the BLAS of the (N, H + F) @ (H + F, 4H) products (``blas.lib_for_shape``).
     """
     for t in range(gates.shape[0]):
-        gemm(hx[t], W, gates[t])
+        gemm(hx[t], W, gates[t], lib)
         lstm_step_forward(gates[t], b, cs[t], cs[t + 1], tc[t], hx[t + 1], cand, approx, k)
 
 
 @kernel
-def lstm_backward(dy_steps, WhT, gates, cs, tc, cand, dh, dc, da, db, norms, to_initial):
+def lstm_backward(dy_steps, WhT, gates, cs, tc, cand, dh, dc, da, db, norms, to_initial, lib):
     """Full backpropagation through time over all T steps in one call, t = T-1 .. 0:
     dC/dh_t += dy_t; :func:`lstm_step_backward`; dC/dh_{t-1} = dC/dz_t W_h^T.
 
@@ -302,7 +305,7 @@ def lstm_backward(dy_steps, WhT, gates, cs, tc, cand, dh, dc, da, db, norms, to_
     :func:`lstm_forward`. dh, dc: (N, H) dC/dh_{T-1} and dC/dC_{T-1} on entry;
     dC/dh_{-1} and dC/dC_{-1} on exit when ``to_initial`` (a learned initial state),
     else the product of step 0 is skipped. Writes da: (T, N, 4H) dC/dz, db: (T, 4H)
-    its row sums, norms: (T,) ||dC/dh_t||_2.
+    its row sums, norms: (T,) ||dC/dh_t||_2. lib: the BLAS of the (N, 4H) @ (4H, H) products.
     """
     steps, n = tc.shape[0], tc.shape[1]
     one = gates.dtype.type(1.0)
@@ -313,4 +316,4 @@ def lstm_backward(dy_steps, WhT, gates, cs, tc, cand, dh, dc, da, db, norms, to_
                 _add_row(dh[r], dy_steps[t, r])
         norms[t] = lstm_step_backward(dh, dc, gates[t], cs[t], tc[t], cand, da[t], db[t], one)
         if t > 0 or to_initial:
-            gemm(da[t], WhT, dh)
+            gemm(da[t], WhT, dh, lib)

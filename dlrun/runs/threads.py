@@ -1,6 +1,8 @@
-"""How many threads the kernels use: Numba's parallel loops and NumPy's BLAS.
+"""How many threads the kernels use: Numba's parallel loops and the BLAS libraries.
 
-``set_threads(n)`` limits both for this process (BLAS through threadpoolctl).
+``set_threads(n)`` limits both for this process (BLAS through threadpoolctl; MKL, where
+loaded, gets as many as OpenBLAS, and the per-shape choices of the BLAS are made again,
+since they depend on the thread count: ``kernels.blas_choice``).
 ``dlrun compare --jobs J`` gives each worker cores // J threads so that
 jobs x threads <= cores. On a machine shared with other work, 1 thread per
 process is often fastest: a busy-waiting BLAS thread that has to share its
@@ -52,7 +54,10 @@ def set_threads(n: int | None) -> int | None:
     from threadpoolctl import threadpool_limits
 
     import dlrun.kernels._jit  # noqa: F401  (its threading layer, before set_num_threads starts one)
+    from dlrun.kernels import blas_choice, blas_libs
 
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     threadpool_limits(limits=n, user_api="blas")
+    blas_libs.sync_mkl_threads()
+    blas_choice.forget()
     return n

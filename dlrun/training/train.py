@@ -69,6 +69,7 @@ def train(
         from dlrun.training.tensorboard import require_writer
 
         require_writer()
+    blas_record.checked_policy()  # a bad DLRUN_BLAS is an error before any work
     streams = make_streams(cfg["seed"])
     try:
         splits = load_data(cfg, streams["data"], root)

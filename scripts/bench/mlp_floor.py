@@ -39,13 +39,14 @@ from dlrun.kernels.penalties import segment_sum_squares
 
 
 @njit(cache=True, nogil=True)
-def _epoch(x, scale, offset, y, perm, params, grads, bounds, layout, lr, batch, norms):
+def _epoch(x, scale, offset, y, perm, params, grads, bounds, layout, libs, lr, batch, norms):
     """One epoch of gd on a run of dense layers (``layout`` as in ``kernels.dense``)
     ending in softmax + cross-entropy.
 
     x: (n, features), any dtype, seen as x * scale + offset (float32); y: (n,) int64;
     params, grads: flat float32 buffers holding W1, b1, W2, b2, ... in that order
-    (``bounds`` as in ``Network.bounds``). Adds each batch's per-layer ||dC/dW|| to
+    (``bounds`` as in ``Network.bounds``); libs: (2, L, 3) the BLAS of the products
+    (``kernels.dense``) of a full batch, then of a shorter last one. Adds each batch's per-layer ||dC/dW|| to
     ``norms``. Returns (summed loss, hits, batches), or batches = -1 if a gradient was
     not finite.
     """
@@ -69,12 +70,13 @@ def _epoch(x, scale, offset, y, perm, params, grads, bounds, layout, lr, batch, 
         for i in range(m):
             labels[i] = y[idx[i]]
         gather_rows(x, idx, scale, offset, scale != 1, offset != 0, xb[:m])
-        stack_forward(xb[:m], params, zeros, layout, slopes, acts[: m * width])
+        lib = libs[0] if m == batch else libs[1]
+        stack_forward(xb[:m], params, zeros, layout, slopes, lib, acts[: m * width])
         logits = acts[m * (width - n_out) : m * width].reshape((m, n_out))
         total += softmax_cross_entropy(logits, labels[:m], dy[:m]) * m
         hits += argmax_hits(logits, labels[:m])
         stack_backward(
-            xb[:m], params, grads, scratch, layout, slopes, acts[: m * width], dy[:m], no_dx
+            xb[:m], params, grads, scratch, layout, slopes, lib, acts[: m * width], dy[:m], no_dx
         )
         segment_sum_squares(grads, bounds, squares)
         if not math.isfinite(squares.sum()):
@@ -114,11 +116,12 @@ def fused_epoch(
     grads = np.zeros_like(flat)
     norms = np.zeros(len(layout))
     x2 = np.ascontiguousarray(x.reshape(len(x), -1))
+    libs = np.array([stack_libs(layout, m) for m in (batch, len(x) % batch or batch)])
     start = time.perf_counter()
     f32 = np.float32
     total, hits, steps = _epoch(
         x2, f32(scale), f32(offset), y.astype(np.int64), perm.astype(np.int64),
-        flat, grads, bounds, layout, f32(lr), batch, norms,
+        flat, grads, bounds, layout, libs, f32(lr), batch, norms,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     for p, lo, hi in zip(params, bounds[:-1], bounds[1:]):
@@ -126,6 +129,18 @@ def fused_epoch(
     result = {"loss": total / len(x), "accuracy": hits / len(x), "steps": steps}
     result["grad_norms"] = list(norms / max(steps, 1))
     return seconds, result
+
+
+def stack_libs(layout: np.ndarray, m: int) -> np.ndarray:
+    """(L, 3) the BLAS chosen for each layer's products with ``m`` rows, as the dense
+    step's (forward x W; backward x^T dz and, past the first layer, dz W^T)."""
+    libs = np.zeros((len(layout), 3), np.int64)
+    for i, (n_in, n_out) in enumerate(layout[:, 2:4].tolist()):
+        libs[i, 0] = blas.lib_for_shape(m, n_in, n_out, False, False, np.dtype(np.float32))
+        libs[i, 1] = blas.lib_for_shape(n_in, m, n_out, True, False, np.dtype(np.float32))
+        if i > 0:
+            libs[i, 2] = blas.lib_for_shape(m, n_out, n_in, False, True, np.dtype(np.float32))
+    return libs
 
 
 def numpy_epoch(x, y, perm, params, lr, batch):

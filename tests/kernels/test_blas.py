@@ -1,4 +1,4 @@
-"""gemm, NumPy's BLAS called from inside a Numba kernel."""
+"""gemm, NumPy's BLAS (and MKL, where installed) called from inside a Numba kernel."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ import pytest
 from numba import njit
 from threadpoolctl import threadpool_info
 
-from dlrun.kernels import blas
+from dlrun.kernels import blas, blas_libs
 
 pytestmark = pytest.mark.skipif(not blas.available(), reason="NumPy's BLAS is not ILP64 OpenBLAS")
 
 
 @njit(cache=True)
-def product(a, b, c):
-    blas.gemm(a, b, c)
+def product(a, b, c, lib=blas.OPENBLAS):
+    blas.gemm(a, b, c, lib)
 
 
 @njit(cache=True)
 def products_per_step(x, w, out):
     for t in range(x.shape[0]):
-        blas.gemm(x[t], w, out[t])
+        blas.gemm(x[t], w, out[t], blas.OPENBLAS)
 
 
 def test_numpy_wheels_blas_is_found():
@@ -62,13 +62,13 @@ def test_gemm_rejects_mismatched_shapes():
 
 
 @njit(cache=True)
-def product_tn(a, b, c):
-    blas.gemm_tn(a, b, c)
+def product_tn(a, b, c, lib=blas.OPENBLAS):
+    blas.gemm_tn(a, b, c, lib)
 
 
 @njit(cache=True)
-def product_nt(a, b, c):
-    blas.gemm_nt(a, b, c)
+def product_nt(a, b, c, lib=blas.OPENBLAS):
+    blas.gemm_nt(a, b, c, lib)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -95,3 +95,110 @@ def test_transposed_gemms_reject_mismatched_shapes():
         product_nt(np.ones((2, 3)), np.ones((5, 4)), np.ones((2, 5)))
     with pytest.raises(ValueError, match="shapes"):
         product_nt(np.ones((2, 3)), np.ones((5, 3)), np.ones((2, 4)))
+
+
+# ----------------------------------------------------------------------- both libraries
+HAVE_MKL = blas_libs.mkl() is not None
+needs_mkl = pytest.mark.skipif(
+    not HAVE_MKL, reason="MKL is not installed (pip install -e '.[mkl]')"
+)
+
+#: A product of every shape class the course's networks use (M, K, N, a stored transposed,
+#: b stored transposed), as their layers write them.
+LAYER_PRODUCTS = {
+    "mlp forward 784->256": (64, 784, 256, False, False),
+    "mlp forward 128->10": (64, 128, 10, False, False),
+    "mlp dW x^T dz": (784, 64, 256, True, False),
+    "mlp dx dz W^T": (64, 128, 256, False, True),
+    "last batch of an epoch": (32, 784, 256, False, False),
+    "conv1 W @ cols (K = 9)": (32, 9, 10816, False, False),
+    "conv2 W @ cols": (64, 288, 7744, False, False),
+    "conv2 dW = dY cols^T": (64, 7744, 288, False, True),
+    "conv2 dcols = W^T dY": (288, 64, 7744, True, False),
+    "dense after the convolutions": (64, 1600, 128, False, False),
+    "lstm step": (64, 156, 512, False, False),
+    "lstm step backward": (64, 512, 128, False, False),
+    "lstm dW": (156, 1792, 512, True, False),
+    "lstm dx": (1792, 512, 28, False, True),
+    "rnn step": (64, 32, 32, False, False),
+    "one row": (1, 784, 256, False, False),
+}
+
+
+def operands(m, k, n, ta, tb, dtype, seed=0):
+    """op(a) (M, K) and op(b) (K, N), each stored as the layers store it (a transposed
+    view where ta / tb)."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    return (a.T if ta else a), (b.T if tb else b)
+
+
+def assert_within_rounding(c, a, b):
+    """|c - a @ b| <= 2 K eps |a| @ |b| elementwise (the error bound of a sum of K
+    products in c's precision), with a @ b computed in float64."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    bound = 2 * a.shape[1] * np.finfo(c.dtype).eps * (np.abs(a64) @ np.abs(b64))
+    err = np.abs(c.astype(np.float64) - a64 @ b64)
+    assert np.all(err <= bound + np.finfo(c.dtype).tiny), f"largest error {err.max():.3g}"
+
+
+@needs_mkl
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", list(LAYER_PRODUCTS))
+def test_both_libraries_agree_to_rounding_on_every_layer_shape(where, dtype):
+    a, b = operands(*LAYER_PRODUCTS[where], dtype)
+    by_openblas = blas.product(a, b, None, blas.OPENBLAS)
+    by_mkl = blas.product(a, b, None, blas.MKL)
+    np.testing.assert_array_equal(by_openblas, np.dot(a, b))  # OpenBLAS is np.dot itself
+    assert by_mkl.dtype == dtype and by_mkl.shape == by_openblas.shape
+    assert_within_rounding(by_openblas, a, b)
+    assert_within_rounding(by_mkl, a, b)
+
+
+@needs_mkl
+@pytest.mark.parametrize("where", ["mlp forward 784->256", "lstm step", "conv2 W @ cols"])
+def test_mkl_from_a_kernel_is_mkl_from_python(where):
+    """gemm(..., MKL) in Numba and the Python path call the same routine with the same
+    arguments: the same bits, and not OpenBLAS's."""
+    m, k, n, _, _ = LAYER_PRODUCTS[where]
+    a, b = operands(m, k, n, False, False, np.float32)
+    c = np.full((m, n), np.nan, dtype=np.float32)
+    product(a, b, c, blas.MKL)
+    np.testing.assert_array_equal(c, blas.product(a, b, None, blas.MKL))
+    assert_within_rounding(c, a, b)
+
+
+@needs_mkl
+def test_mkl_transposed_kernels_and_out_arguments():
+    a, b = operands(784, 64, 256, True, False, np.float32)  # a is a transposed view
+    c = np.full((784, 256), np.nan, dtype=np.float32)
+    product_tn(np.ascontiguousarray(a.T), b, c, blas.MKL)
+    assert_within_rounding(c, a, b)
+    out = np.full((784, 256), np.nan, dtype=np.float32)
+    assert blas.product(a, b, out, blas.MKL) is out
+    np.testing.assert_array_equal(out, c)
+    # an operand that is neither row- nor column-contiguous is copied, not misread
+    wide = np.random.default_rng(1).standard_normal((784, 128)).astype(np.float32)
+    assert_within_rounding(blas.product(wide[:, ::2], b, None, blas.MKL), wide[:, ::2], b)
+
+
+@pytest.mark.parametrize("policy", ["openblas", pytest.param("mkl", marks=needs_mkl)])
+def test_dot_and_matmul_follow_the_policy(policy, monkeypatch):
+    from dlrun.kernels import blas_choice
+
+    monkeypatch.setenv("DLRUN_BLAS", policy)
+    blas_choice.forget()
+    blas_choice.begin()
+    try:
+        a, b = operands(64, 256, 128, False, True, np.float32)
+        want = blas.product(a, b, None, blas_libs.NAMES.index(policy))
+        np.testing.assert_array_equal(blas.dot(a, b), want)
+        np.testing.assert_array_equal(blas.matmul(a, b), want)
+        out = np.empty((64, 128), np.float32)
+        assert blas.dot(a, b, out=out) is out
+        np.testing.assert_array_equal(out, want)
+        assert blas.lib_for(a, b) == blas_libs.NAMES.index(policy)
+    finally:
+        blas_choice.end()
+        blas_choice.forget()

@@ -4,8 +4,9 @@ Layer by layer, each dense layer of a batch costs a handful of calls from Python
 (the product, the bias and activation kernel, reshapes, a new array), twice: forward
 and backward. For a small network that is most of its time. :class:`DenseStack` runs a run of dense
 layers forward in one kernel call and backward in another
-(``dlrun.kernels.dense``), with the same BLAS routine and the same elementwise
-kernels, so the outputs and gradients are the same to the bit (for batches of two
+(``dlrun.kernels.dense``), with the same BLAS routines (chosen per product shape,
+``kernels.blas.lib_for_shape``) and the same elementwise kernels, so the outputs and
+gradients are the same to the bit (for batches of two
 rows or more: for one row ``np.dot`` takes a matrix-vector routine, which sums in
 another order).
 
@@ -62,11 +63,26 @@ class DenseStack:
     def input_grad(self) -> bool:
         return self.layers[0].input_grad
 
+    def libs(self, m: int, backward: bool) -> np.ndarray:
+        """(L, 3) the BLAS of each layer's products for ``m`` rows, as the layers alone
+        would choose them: forward a W; backward a^T dz and dz W^T (0 where not done)."""
+        libs = np.zeros((len(self.layers), 3), dtype=np.int64)
+        dt = self.dtype
+        for i, (n_in, n_out) in enumerate(self.layout[:, 2:4].tolist()):
+            if not backward:
+                libs[i, 0] = blas.lib_for_shape(m, n_in, n_out, False, False, dt)
+                continue
+            libs[i, 1] = blas.lib_for_shape(n_in, m, n_out, True, False, dt)
+            if i > 0 or self.input_grad:
+                libs[i, 2] = blas.lib_for_shape(m, n_out, n_in, False, True, dt)
+        return libs
+
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         x2 = np.ascontiguousarray(x.reshape(-1, self.n_in), dtype=self.dtype)
         m = x2.shape[0]
         acts = np.empty(m * self.width, dtype=self.dtype)
-        stack_forward(x2, self.params, self.zeros, self.layout, self.slopes, acts)
+        libs = self.libs(m, backward=False)
+        stack_forward(x2, self.params, self.zeros, self.layout, self.slopes, libs, acts)
         if training:
             self._x, self._acts = x2, acts
         return acts[m * (self.width - self.n_out) :].reshape(*x.shape[:-1], self.n_out)
@@ -74,8 +90,9 @@ class DenseStack:
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         dy2 = np.ascontiguousarray(dy.reshape(-1, self.n_out), dtype=self.dtype)
         dx = np.empty((dy2.shape[0], self.n_in), self.dtype) if self.input_grad else self._no_dx
+        libs = self.libs(dy2.shape[0], backward=True)
         stack_backward(
-            self._x, self.params, self.grads, self.scratch, self.layout, self.slopes,
+            self._x, self.params, self.grads, self.scratch, self.layout, self.slopes, libs,
             self._acts, dy2, dx,
         )  # fmt: skip
         self._x = self._acts = None

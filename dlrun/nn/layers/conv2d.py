@@ -1,4 +1,5 @@
-"""2-D convolution layer (NCHW), computed as im2col + one BLAS matrix product.
+"""2-D convolution layer (NCHW), computed as im2col + one BLAS matrix product
+(``kernels.blas``: on the library chosen for its shape).
 
 im2col + GEMM measured faster than jitted direct loops for both convolutions of the
 course's CNN (``python scripts/bench.py cnn --what conv``; docs/performance.md).
@@ -15,6 +16,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from dlrun.config.registry import layers
 from dlrun.config.settings import Settings
 from dlrun.errors import BuildError
+from dlrun.kernels import blas
 from dlrun.kernels.conv import col2im, im2col, masked_weight_grad, nchw_to_rows, rows_to_nchw
 from dlrun.kernels.conv_pool import im2col_phased
 from dlrun.nn.layers.base import Layer, Shape
@@ -193,7 +195,7 @@ class Conv2D(Layer):
         and activation (the GEMM layout)."""
         f = self.config.filters
         rows = self.scratch(rows_key, (f, cols.shape[1]))
-        np.matmul(self.params["W"].reshape(f, -1), cols, out=rows)
+        blas.matmul(self.params["W"].reshape(f, -1), cols, out=rows)
         return rows
 
     def product(self, x: np.ndarray, cols_key: str, rows_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -280,11 +282,11 @@ class Conv2D(Layer):
         kh, kw, sh, sw, ph, pw = self._geometry
         ho, wo = self._out_hw
         # np.dot hands the transposed operand to BLAS as is (np.matmul copies it slowly)
-        np.dot(rows, cols.T, out=self.weight_grad())
+        blas.dot(rows, cols.T, out=self.weight_grad())
         if not self.input_grad:
             return None
         dcols = cols  # the columns are spent: dC/dcols goes into their buffer
-        np.dot(self.params["W"].reshape(self.config.filters, -1).T, rows, out=dcols)
+        blas.dot(self.params["W"].reshape(self.config.filters, -1).T, rows, out=dcols)
         dx = np.empty((self._n, *self.input_shape), dtype=self.dtype)
         col2im(dcols, kh, kw, sh, sw, ph, pw, ho, wo, dx)
         return dx

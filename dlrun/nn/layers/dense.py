@@ -13,7 +13,8 @@ Backward, given dC/dy of shape (M, n_out):
     dC/dW = x^T dC/dz
     dC/dx = dC/dz W^T
 
-The two products go through NumPy's BLAS; bias and activation are one Numba pass.
+The products go through ``kernels.blas.dot`` (``np.dot`` on the BLAS chosen for their
+shape); bias and activation are one Numba pass.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dlrun.config.registry import layers
 from dlrun.config.settings import Settings
 from dlrun.errors import BuildError
 from dlrun.kernels import activations as K
+from dlrun.kernels import blas
 from dlrun.nn import activations as acts
 from dlrun.nn.layers.base import Layer, Shape
 
@@ -85,7 +87,7 @@ class Dense(Layer):
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         c = self.config
         x2 = x.reshape(-1, x.shape[-1])
-        y = np.dot(x2, self.params["W"])  # np.dot: less call overhead than np.matmul
+        y = blas.dot(x2, self.params["W"])  # np.dot: less call overhead than np.matmul
         b = self.params["b"] if c.bias else self._zero_bias
         K.bias_act_forward(y, b, self.act.code, c.slope, y)
         self._x, self._y = x2, y
@@ -97,8 +99,8 @@ class Dense(Layer):
         dz = np.empty_like(dy2)
         db = self.grads["b"] if c.bias else np.empty_like(self._zero_bias)
         K.act_backward_bias(dy2, self._y, self.act.code, c.slope, dz, db)
-        np.dot(self._x.T, dz, out=self.grads["W"])
+        blas.dot(self._x.T, dz, out=self.grads["W"])
         if not self.input_grad:
             return None  # type: ignore[return-value]
-        dx = np.dot(dz, self.params["W"].T)
+        dx = blas.dot(dz, self.params["W"].T)
         return dx.reshape(*dy.shape[:-1], self._x.shape[1])

@@ -1,13 +1,16 @@
 """Long short-term memory layer (Hochreiter & Schmidhuber 1997, with the forget
-gate of Gers et al. 2000), exactly as in the course.
+gate of Gers et al. 2000): the course's gates and cell update, with two deliberate
+differences, the tanh candidate C~_t and the forget-gate bias starting at 1.
 
 Forward, for a sequence x of shape (N, T, F), with [h_{t-1}, x_t] the
 concatenation (N, H + F) and one weight matrix per gate:
 
     f_t  = sigma(W_f [h_{t-1}, x_t] + b_f)          forget gate
     i_t  = sigma(W_i [h_{t-1}, x_t] + b_i)          input gate
-    C~_t = tanh (W_C [h_{t-1}, x_t] + b_C)          candidate (the slide writes sigma:
-                                                    ``candidate_activation: sigmoid``)
+    C~_t = tanh (W_C [h_{t-1}, x_t] + b_C)          candidate: the course writes sigma
+                                                    (``candidate_activation: sigmoid``);
+                                                    tanh, as in the standard LSTM, lets
+                                                    the cell add and subtract
     C_t  = f_t * C_{t-1} + i_t * C~_t               cell state
     o_t  = sigma(W_o [h_{t-1}, x_t] + b_o)          output gate
     h_t  = o_t * tanh(C_t)
@@ -34,7 +37,8 @@ and dC/dC_t from step t+1:
     [dC/dh_{t-1}, dC/dx_t] = dC/dz W^T,   dC/dW = sum_t [h_{t-1}, x_t]^T dC/dz,
     dC/db = sum_t dC/dz
 
-The forget-gate bias starts at ``forget_bias`` = 1.0: with b_f = 0 the forget
+The forget-gate bias starts at ``forget_bias`` = 1.0 (a deliberate difference from
+the course; ``forget_bias: 0`` starts it at 0 like the other biases): with b_f = 0 the forget
 gate starts near sigma(0) = 0.5 and the cell halves its content every step, so
 the gradient through C vanishes like 0.5^t before anything is learned; b_f = 1
 (f ~ 0.73) makes the cell remember by default early in training (Gers et al.
@@ -75,7 +79,7 @@ class LSTM(Layer):
 
     class Config(RecurrentConfig):
         candidate_activation: Literal["tanh", "sigmoid"] = Field(
-            "tanh", description="nonlinearity of the candidate C~ (the slide writes sigma)"
+            "tanh", description="nonlinearity of the candidate C~ (the course writes sigma)"
         )
         forget_bias: float = Field(1.0, description="initial forget-gate bias b_f")
 
@@ -142,10 +146,11 @@ class LSTM(Layer):
         cand = K.ACTIVATION_CODES[c.candidate_activation]
         approx, k = K.use_approximation(self.dtype), K.constants(self.dtype)
         if blas.available():  # the same steps, in one kernel call
-            K.lstm_forward(hx, W, b, gates, cs, tc, cand, approx, k)
+            lib = blas.lib_for_shape(n, h + features, 4 * h, False, False, self.dtype)
+            K.lstm_forward(hx, W, b, gates, cs, tc, cand, approx, k, lib)
         else:
             for t in range(steps):
-                np.matmul(hx[t], W, out=gates[t])
+                blas.matmul(hx[t], W, out=gates[t])
                 K.lstm_step_forward(
                     gates[t], b, cs[t], cs[t + 1], tc[t], hx[t + 1], cand, approx, k
                 )
@@ -182,8 +187,9 @@ class LSTM(Layer):
             if not c.return_sequences:
                 dh[0] = dy
             dy_steps = step_grads(dy, c.return_sequences)
+            lib = blas.lib_for_shape(n, 4 * h, h, False, False, self.dtype)
             K.lstm_backward(
-                dy_steps, WhT, gates, cs, tc, cand, dh[0], dc[0], da_all, db, norms, learned
+                dy_steps, WhT, gates, cs, tc, cand, dh[0], dc[0], da_all, db, norms, learned, lib
             )
         else:  # truncated BPTT, or no BLAS callable from Numba: the same steps from Python
             dy_at = output_grads(dy, steps, c.return_sequences)
@@ -207,10 +213,10 @@ class LSTM(Layer):
                     np.sum(db_slots, axis=0, out=db[t])
                     da_t = da
                 if t > 0 or learned:
-                    np.matmul(da_t.reshape(a * n, 4 * h), WhT, out=dh.reshape(a * n, h))
+                    blas.matmul(da_t.reshape(a * n, 4 * h), WhT, out=dh.reshape(a * n, h))
         self.state_grad_norms = norms
         da2 = da_all.reshape(steps * n, 4 * h)
-        np.matmul(hx[:steps].reshape(steps * n, h + features).T, da2, out=self.grads["W"])
+        blas.matmul(hx[:steps].reshape(steps * n, h + features).T, da2, out=self.grads["W"])
         self.grads["b"][...] = db.sum(axis=0, dtype=np.float64)
         if learned:
             d_h0 = trunc.initial(dh)
@@ -223,5 +229,5 @@ class LSTM(Layer):
                 np.sum(d_c0, axis=0, out=self.grads["c0"])
         if not self.input_grad:
             return None  # type: ignore[return-value]
-        dx = np.matmul(da2, W[h:].T).reshape(steps, n, features)
+        dx = blas.matmul(da2, W[h:].T).reshape(steps, n, features)
         return np.ascontiguousarray(dx.transpose(1, 0, 2))

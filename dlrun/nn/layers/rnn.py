@@ -1,14 +1,24 @@
 """Simple recurrent layer (Elman RNN) with backpropagation through time.
 
-Forward, for a sequence x of shape (N, T, F), row-vector convention
-(the course's column form S_t = f(U X_t + W S_{t-1} + b) with U, W transposed):
+The course writes the state and the output, in column form, as
+
+    S_t = sigma(U X_t + W S_{t-1}),       O_t = softmax(V S_t)
+
+Forward here, for a sequence x of shape (N, T, F), row-vector convention (U, W
+transposed):
 
     S_t = f(X_t U + S_{t-1} W + b)        U: (F, H), W: (H, H), b: (H,)
     f   = tanh (default) or sigmoid       S_{-1} = 0, or a learned h0: (H,)
 
+Two deliberate differences from the course's S_t: f is tanh by default
+(``activation: sigmoid`` gives the course's sigma; tanh is centred on 0 and
+tanh'(0) = 1 where sigma'(0) = 1/4, so the gradient loses less at each step back),
+and there is a bias b (learned, starting at 0; the course's state has none).
+
 output: all states (N, T, H) if ``return_sequences`` (many-to-many), else the
 last state S_{T-1}: (N, H) (many-to-one). The course's O_t = softmax(V S_t) is
-a ``dense`` layer (applied on the last axis) followed by ``softmax``.
+a ``dense`` layer with ``bias: false`` (applied on the last axis) followed by
+``softmax``.
 
 Backward (BPTT), from t = T-1 down to 0, with dC/dS_t = dC/dO_t-part + the
 gradient arriving from step t+1:
@@ -169,17 +179,18 @@ class RNN(Layer):
         h = c.units
         xt = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.dtype)  # (T, N, F)
         zx = np.empty((steps, n, h), dtype=self.dtype)  # X_t U for every t, one product
-        np.matmul(xt.reshape(steps * n, features), self.params["U"], out=zx.reshape(steps * n, h))
+        blas.matmul(xt.reshape(steps * n, features), self.params["U"], out=zx.reshape(steps * n, h))
         s = np.empty((steps + 1, n, h), dtype=self.dtype)  # s[0] is S_{-1}
         s[0] = self.params["h0"] if c.initial_state == "learned" else 0.0
         W, b = self.params["W"], self.params["b"]
         act = K.ACTIVATION_CODES[c.activation]
         approx, k = K.use_approximation(self.dtype), K.constants(self.dtype)
         if blas.available():  # the same steps, in one kernel call
-            K.rnn_forward(zx, W, b, s, act, approx, k)
+            lib = blas.lib_for_shape(n, h, h, False, False, self.dtype)
+            K.rnn_forward(zx, W, b, s, act, approx, k, lib)
         else:
             for t in range(steps):
-                np.matmul(s[t], W, out=s[t + 1])
+                blas.matmul(s[t], W, out=s[t + 1])
                 K.rnn_step_forward(zx[t], s[t + 1], b, s[t + 1], act, approx, k)
         self._xt, self._s = xt, s
         if c.return_sequences:
@@ -207,18 +218,19 @@ class RNN(Layer):
                 ds[0] = dy
             WT = np.ascontiguousarray(W.T)
             dy_steps = step_grads(dy, c.return_sequences)
-            K.rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, need_initial)
+            lib = blas.lib_for_shape(n, h, h, False, False, self.dtype)
+            K.rnn_backward(dy_steps, WT, s, act, ds, dz, dz_all, norms, need_initial, lib)
         else:
             dy_at = output_grads(dy, steps, c.return_sequences)
             for t in range(steps - 1, trunc.first - 1, -1):
                 trunc.inject(ds, t, dy_at(t))
                 norms[t] = K.rnn_step_backward(ds, s[t + 1], act, dz, dz_all[t])
                 if t > 0 or need_initial:
-                    np.matmul(dz.reshape(a * n, h), W.T, out=ds.reshape(a * n, h))
+                    blas.matmul(dz.reshape(a * n, h), W.T, out=ds.reshape(a * n, h))
         self.state_grad_norms = norms
         dz2 = dz_all.reshape(steps * n, h)
-        np.matmul(xt.reshape(steps * n, features).T, dz2, out=self.grads["U"])
-        np.matmul(s[:-1].reshape(steps * n, h).T, dz2, out=self.grads["W"])
+        blas.matmul(xt.reshape(steps * n, features).T, dz2, out=self.grads["U"])
+        blas.matmul(s[:-1].reshape(steps * n, h).T, dz2, out=self.grads["W"])
         np.sum(dz2, axis=0, out=self.grads["b"])
         if need_initial:
             d0 = trunc.initial(ds)
@@ -226,5 +238,5 @@ class RNN(Layer):
                 self.grads["h0"][...] = 0.0
             else:
                 np.sum(d0, axis=0, out=self.grads["h0"])
-        dx = np.matmul(dz2, self.params["U"].T).reshape(steps, n, features)
+        dx = blas.matmul(dz2, self.params["U"].T).reshape(steps, n, features)
         return np.ascontiguousarray(dx.transpose(1, 0, 2))
