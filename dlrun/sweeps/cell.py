@@ -64,7 +64,8 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
     """Train one cell; return its outcome (status, reason, run_dir, summary, curves, seconds).
 
     ``task``: ``config`` (resolved), ``run_name``, ``cells_dir``, ``hash`` and
-    optionally ``threads`` (Numba threads for this process).
+    optionally ``threads`` (Numba threads for this process) and ``hparams`` (the cell's
+    values, for TensorBoard's HParams dashboard when the config has ``log.tensorboard``).
     """
     from dlrun.errors import DlrunError
     from dlrun.training.train import train
@@ -84,6 +85,7 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
             name=task["run_name"],
             progress="silent",
             callbacks=[_honour_stop],
+            hparams=task.get("hparams"),
         )
         run_dir, summary = result.run_dir, result.summary
         status, reason = summary.get("status", "failed"), summary.get("reason", "")

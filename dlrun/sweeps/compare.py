@@ -124,6 +124,12 @@ def compare(
         from dlrun.sweeps.tune.sweep import check_tune, tune_cells
 
         check_tune(spec)
+    if executor == "local" and any(
+        (c.config.get("log") or {}).get("tensorboard") for c in spec.cells
+    ):
+        from dlrun.training.tensorboard import require_writer
+
+        require_writer()  # the extra missing: one clear error, not one failed cell each
     folder = SweepDir(Path(runs_dir) / spec.name)
     folder.check(spec)
     with make_executor(executor, jobs, address, timeout, threads, tls) as ex, folder.lock():
@@ -173,6 +179,7 @@ def _run(spec: Sweep, folder: SweepDir, ex: Any, fail_fast: bool, progress: str)
             "run_name": c.run_name,
             "cells_dir": str(folder.cells_dir.resolve()),
             "hash": c.hash,
+            "hparams": {**c.values, "seed": c.seed},  # TensorBoard's HParams (log.tensorboard)
         }
         for c in todo
     ]

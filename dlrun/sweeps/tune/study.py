@@ -127,6 +127,10 @@ def tune(
     )
     space = build_space(list(params or []), space_file)
     base = load_base(config, overrides)
+    if (base.resolved.get("log") or {}).get("tensorboard"):
+        from dlrun.training.tensorboard import require_writer
+
+        require_writer()  # the extra missing: one clear error before any trial
     check_space(base, space)
     check_metric(metric, metric_columns(base.resolved), base.source)
     direction = infer_direction(metric, direction)

@@ -312,6 +312,7 @@ class Objective:
                 name=f"trial-{trial.number:04d}",
                 progress="silent",
                 callbacks=[reporter],
+                hparams=values,  # TensorBoard's HParams dashboard (log.tensorboard)
             )
         except DlrunError as exc:
             self._fail(trial, exc.message)
