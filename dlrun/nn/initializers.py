@@ -15,7 +15,7 @@ from dlrun.config.registry import initializers
 
 @initializers.register("small_uniform")
 def small_uniform(shape, fan_in, fan_out, rng: np.random.Generator, dtype: Any) -> np.ndarray:
-    """The course's small random values: U(-0.05, 0.05)."""
+    """The course's small random values, here U(-0.05, 0.05) (the range is dlrun's choice)."""
     return rng.uniform(-0.05, 0.05, size=shape).astype(dtype)
 
 

@@ -4,7 +4,10 @@ Each loss takes the network's last output (or, for the fused ones, the input
 of its last layer: the logits) and the encoded targets, and returns the loss
 averaged over the batch together with dC/d(input).
 
-- ``quadratic``: C = 1/2 sum_k (t_k - o_k)^2, averaged over the batch.
+- ``quadratic``: C = 1/2 sum_k (t_k - o_k)^2, averaged over the batch. The 1/2 is a
+  deliberate convention: dC/do = o - t (it is what makes the perceptron's gradient step
+  Rosenblatt's rule); a cost written without it has the same minimum and twice the
+  gradient, the same as twice the learning rate.
 - ``cross_entropy``: C = -sum_k t_k ln o_k with o = softmax(z); fused with the
   final softmax layer, computed from the logits with the max subtracted, so
   large logits neither overflow nor give log(0).

@@ -49,7 +49,12 @@ class Perceptron:
     constant input x0 = 1) followed by sign with a straight-through backward
     pass: with the quadratic cost and plain ``gd`` at batch size 1, the
     gradient step w -= eta dC/dw is exactly Rosenblatt's rule, because
-    dC/do = o - t and the sign's derivative is taken as 1. Targets are +-1.
+    dC/do = o - t (the 1/2 of the quadratic cost cancels the 2 of the square)
+    and the sign's derivative is taken as 1. Targets are +-1.
+
+    sign(0) = +1 here, a deliberate choice: a point exactly on the line
+    w0 + w . x = 0 is put in class +1, so o is always a class and t - o is 0 or
+    +-2 (with the mathematical sign(0) = 0 such a point would give o = 0).
     """
 
     class Config(Settings):

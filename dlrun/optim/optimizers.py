@@ -17,6 +17,11 @@ Where well-known implementations differ, the choice is written in the
 docstring and the other one is a setting: ``eps_inside_sqrt`` moves epsilon
 from ``sqrt(r) + eps`` (the default, as in the Adam paper and PyTorch) to
 ``sqrt(r + eps)`` (as in Goodfellow et al.'s RMSProp and AdaDelta).
+
+The eps defaults are deliberate choices, each optimizer's from its paper or PyTorch:
+AdaGrad 1e-7 (the course's value), AdaDelta 1e-6 inside the root, RMSProp, Adam,
+AdaMax and Nadam 1e-8. eps only keeps the division finite: it changes a step only
+while sqrt(r) is not much larger than eps.
 """
 
 from __future__ import annotations
@@ -200,8 +205,9 @@ class AdaGrad(Optimizer):
 
     Duchi, Hazan & Singer (2011). Each weight's rate is divided by the root of
     the sum of all its past squared gradients, so frequently updated weights
-    slow down. eps = 1e-7 outside the root by default (``eps_inside_sqrt`` puts
-    it inside). State: ``sum_sq`` (n,), starting at ``initial_accumulator``.
+    slow down. eps = 1e-7 outside the root by default, the course's form
+    (``eps_inside_sqrt`` puts it inside). State: ``sum_sq`` (n,), starting at
+    ``initial_accumulator``.
     """
 
     class Config(Optimizer.Config):

@@ -3,10 +3,11 @@
 ``l1``: Omega = sum_i |w_i|,      dOmega/dw = sign(w)    (drives weights to exactly 0)
 ``l2``: Omega = 1/2 sum_i w_i^2,  dOmega/dw = w          (weight decay)
 
-The 1/2 in L2 is the course's (and Goodfellow et al.'s, ch. 7.1) convention:
-its gradient is then alpha w, and with plain gradient descent the update is
-w <- (1 - eta alpha) w - eta g, "weight decay" with rate eta alpha. (Keras'
-``l2(alpha)`` has no 1/2: its alpha is half of ours.)
+The 1/2 in L2 is a deliberate convention (Goodfellow et al.'s, ch. 7.1): its
+gradient is then alpha w, and with plain gradient descent the update is
+w <- (1 - eta alpha) w - eta g, "weight decay" with rate eta alpha. A penalty
+written without the 1/2, alpha sum_i w_i^2 (Keras' ``l2(alpha)``), has gradient
+2 alpha w: dlrun's with twice the alpha.
 
 The trainer chooses which arrays are penalised (weights, not biases, unless
 ``include_biases``; only the layers listed in ``layers`` when given) and

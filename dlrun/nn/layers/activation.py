@@ -60,7 +60,9 @@ Softplus = _simple("softplus")
 
 @layers.register("leaky_relu")
 class LeakyReLU(ActivationLayer):
-    """Activation layer: x if x > 0 else slope x (the course's x / a: slope = 1 / a)."""
+    """Activation layer: x if x > 0 else slope x (the course's x / a: slope = 1 / a).
+
+    The default slope 0.01 is a = 100."""
 
     fn = "leaky_relu"
 
@@ -86,6 +88,8 @@ class LeakyReLU(ActivationLayer):
 @layers.register("sign")
 class Sign(ActivationLayer):
     """Activation layer: sign(x) = +1 if x >= 0 else -1 (the perceptron's output).
+
+    sign(0) = +1, not the mathematical 0: the output is always a class.
 
     Its derivative is 0 wherever it exists, so no gradient flows through it.
     With ``straight_through: true`` the backward pass instead passes dC/dy

@@ -44,10 +44,11 @@ the gradient through C vanishes like 0.5^t before anything is learned; b_f = 1
 (f ~ 0.73) makes the cell remember by default early in training (Gers et al.
 2000; Jozefowicz et al. 2015 found it closes most of the gap to the GRU).
 
-Truncated BPTT (``bptt_steps: k``), ``state_grad_norms`` (||dC/dh_t||_2 over the
-batch, per step) and the way the steps run (one kernel call, or the same loop in
-Python) work as in the ``rnn`` layer; the step kernels are ``lstm_step_forward`` and
-``lstm_step_backward`` in ``dlrun.kernels.recurrent``.
+Truncated BPTT (``bptt_steps: k``), ``state_grad_norms`` (||dC/dh_t||_2 of the
+(N, H) array, per step: the hidden state h_t, not the cell state C_t) and the way
+the steps run (one kernel call, or the same loop in Python) work as in the ``rnn``
+layer; the step kernels are ``lstm_step_forward`` and ``lstm_step_backward`` in
+``dlrun.kernels.recurrent``.
 """
 
 from __future__ import annotations

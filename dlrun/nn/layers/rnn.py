@@ -34,8 +34,8 @@ S_t, ..., S_{t-k}; the parameter gradients collect only those terms. Each output
 chain is carried separately (one "slot" per live output, k + 1 slots, all through one
 matrix product per step). k >= T is full BPTT.
 
-After ``backward``, ``state_grad_norms[t]`` = ||dC/dS_t||_2 over the batch:
-the vanishing (or exploding) gradient in time.
+After ``backward``, ``state_grad_norms[t]`` = ||dC/dS_t||_2 of the (N, H) array (the
+whole batch): the vanishing (or exploding) gradient in time.
 
 How the steps run (the same for the ``lstm`` layer). Each time step is a matrix
 product (NumPy's BLAS) and a step kernel (``dlrun.kernels.recurrent``: the
