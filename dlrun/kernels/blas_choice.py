@@ -318,29 +318,36 @@ def decide(m: int, k: int, n: int, ta: bool, tb: bool, dtype: Any) -> Choice:
     candidate, a small product (OpenBLAS), the wisdom file, a measurement."""
     key = shape_class(m, k, n, ta, tb, dtype)
     if key in _pins:
-        return Choice(key, _pins[key], (m, k, n), "run")
-    if _fallback is not None:  # a resumed run's class it never met: as its others were
-        return Choice(key, _fallback, (m, k, n), "run")
-    libs = candidates()
-    if policy() != "auto":
-        return Choice(key, NAMES[libs[0]], (m, k, n), "forced")
-    if key in _decided:
-        return _decided[key]
-    if len(libs) == 1:
-        choice = Choice(key, NAMES[libs[0]], (m, k, n), "only")
-    elif 2 * m * k * n < SMALL:
-        choice = Choice(key, "openblas", (m, k, n), "small")
+        choice = Choice(key, _pins[key], (m, k, n), "run")
+    elif _fallback is not None:  # a resumed run's class it never met: as its others were
+        choice = Choice(key, _fallback, (m, k, n), "run")
+    elif policy() != "auto":
+        choice = Choice(key, NAMES[candidates()[0]], (m, k, n), "forced")
+    elif key in _decided:
+        choice = _decided[key]
     else:
-        machine = machine_key()
-        known = _known(machine, key)
-        if known is not None and NAMES.index(known) in libs:
-            choice = Choice(key, known, (m, k, n), "wisdom")
-        else:
-            choice = calibrate(key, m, k, n, ta, tb, dtype, libs)
-            note = _remember(machine, choice)
-            if note:
-                choice.source += f", {note}"
-    _decided[key] = choice
+        choice = _decided[key] = _measured_or_known(key, m, k, n, ta, tb, dtype)
+    if choice.lib == "mkl":
+        blas_libs.prepare_mkl()  # before a kernel calls it
+    return choice
+
+
+def _measured_or_known(key: str, m: int, k: int, n: int, ta: bool, tb: bool, dtype: Any) -> Choice:
+    """The automatic choice of a class: the only candidate, OpenBLAS for a small product,
+    the wisdom file's, or a new measurement (then written to the wisdom file)."""
+    libs = candidates()
+    if len(libs) == 1:
+        return Choice(key, NAMES[libs[0]], (m, k, n), "only")
+    if 2 * m * k * n < SMALL:
+        return Choice(key, "openblas", (m, k, n), "small")
+    machine = machine_key()
+    known = _known(machine, key)
+    if known is not None and NAMES.index(known) in libs:
+        return Choice(key, known, (m, k, n), "wisdom")
+    choice = calibrate(key, m, k, n, ta, tb, dtype, libs)
+    note = _remember(machine, choice)
+    if note:
+        choice.source += f", {note}"
     return choice
 
 

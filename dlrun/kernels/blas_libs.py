@@ -10,7 +10,7 @@ Each library is known by a small integer, which the Numba kernels take as an arg
 
 Both export the same C signature (row-major cblas with 64-bit sizes), so one
 :class:`Library` holds either: the addresses of sgemm/dgemm, ctypes callables for them,
-and the version. MKL is opened with its Intel OpenMP threads told to sleep at once after
+and the version. MKL runs with its Intel OpenMP threads told to sleep at once after
 a product (``KMP_BLOCKTIME=0`` unless set): by default they spin for 200 ms and take the
 cores from the OpenBLAS and Numba threads of the next step (on 2 cores, products ran 2-20x
 slower next to them). Its thread count follows OpenBLAS's (:func:`sync_mkl_threads`).
@@ -127,8 +127,8 @@ def mkl_path() -> Path | None:
 @cache
 def mkl() -> Library | None:
     """MKL's single dynamic library, opened with its ILP64 gemm symbols (None when it is
-    not installed or lacks them). Opening costs about a millisecond; MKL loads its
-    kernels at its first product or question (10-20 ms)."""
+    not installed or lacks them): about a millisecond. :func:`prepare_mkl` sets it up
+    before its first product (10-20 ms: MKL then loads its kernels and OpenMP)."""
     path = mkl_path()
     if path is None:
         return None
@@ -139,16 +139,30 @@ def mkl() -> Library | None:
         return None
     if not all(hasattr(lib, name) for name in (*_MKL_SYMBOLS, "MKL_Get_Version_String")):
         return None
+    return Library(MKL, str(path), lib, *_MKL_SYMBOLS, lambda: _mkl_version(lib))
+
+
+@cache
+def prepare_mkl() -> Library | None:
+    """MKL made ready for products, once, before anything else is asked of it: Intel OpenMP
+    threads, reproducible results (CNR), as many threads as OpenBLAS. Until then only the
+    library file is open: no OpenMP runtime, nothing loaded, where MKL is never chosen."""
+    library = mkl()
+    if library is None:
+        return None
+    lib = library.handle
     lib.MKL_Set_Threading_Layer.argtypes = [ctypes.c_int]
     lib.MKL_Set_Threading_Layer(_MKL_THREADING_INTEL)
     lib.MKL_CBWR_Set(ctypes.c_int(_MKL_CBWR_AUTO | _MKL_CBWR_STRICT))
     lib.MKL_Get_Max_Threads.restype = ctypes.c_int
     _threads_of[MKL] = lib.MKL_Get_Max_Threads
-    return Library(MKL, str(path), lib, *_MKL_SYMBOLS, lambda: _mkl_version(lib))
+    sync_mkl_threads()
+    return library
 
 
 def _mkl_version(lib: ctypes.CDLL) -> str:
     """ "2026.2" from "Intel(R) oneAPI Math Kernel Library Version 2026.2-Product Build ..."."""
+    prepare_mkl()
     buf = ctypes.create_string_buffer(256)
     lib.MKL_Get_Version_String(buf, len(buf))
     text = buf.value.decode(errors="replace")
@@ -156,12 +170,11 @@ def _mkl_version(lib: ctypes.CDLL) -> str:
 
 
 def sync_mkl_threads() -> None:
-    """Give MKL (when loaded) as many threads as NumPy's OpenBLAS has now: before MKL's
-    first product, and after the thread count changed."""
-    lib = mkl()
+    """Give MKL (once prepared) as many threads as NumPy's OpenBLAS has now: when it is
+    prepared, and after the thread count changed."""
     n = threads(OPENBLAS)
-    if lib is not None and n >= 1 and threads(MKL) != n:
-        lib.handle.MKL_Set_Num_Threads(ctypes.c_int(n))
+    if MKL in _threads_of and n >= 1 and threads(MKL) != n:
+        mkl().handle.MKL_Set_Num_Threads(ctypes.c_int(n))
 
 
 def threads(code: int) -> int:
@@ -210,7 +223,7 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None, lib: int) -> n
         a, la = np.ascontiguousarray(a), (False, max(1, k))
     if lb is None:
         b, lb = np.ascontiguousarray(b), (False, max(1, n))
-    library = mkl()
+    library = prepare_mkl()
     call = library.sgemm if a.dtype.char == "f" else library.dgemm
     call(
         _ROW_MAJOR, _TRANS if la[0] else _NO_TRANS, _TRANS if lb[0] else _NO_TRANS, m, n, k,

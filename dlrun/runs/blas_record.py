@@ -32,12 +32,16 @@ def checked_policy() -> str:
 
 
 def describe() -> dict[str, Any]:
-    """The policy, the CPU (model, vendor, flags), each library with its version and
-    file, and where measurements are kept: ``env.json``'s ``blas`` entry."""
+    """The policy, the CPU (model, vendor, flags), each library the policy allows with its
+    version, and where measurements are kept: ``env.json``'s ``blas`` entry."""
+    policy = checked_policy()
+    candidates = blas_choice.candidates()  # MKL unprepared where it is never a candidate
     return {
-        "policy": checked_policy(),
+        "policy": policy,
         "cpu": blas_choice.cpu(),
-        "libraries": {lib.name: lib.version for lib in blas_libs.loaded()},
+        "libraries": {
+            lib.name: lib.version for lib in blas_libs.loaded() if lib.code in candidates
+        },
         "wisdom": str(blas_choice.wisdom_path()),
         "choices": {},
     }

@@ -8,6 +8,7 @@ from numba import njit
 from threadpoolctl import threadpool_info
 
 from dlrun.kernels import blas, blas_libs
+from tests.kernels.mkl import needs_mkl
 
 pytestmark = pytest.mark.skipif(not blas.available(), reason="NumPy's BLAS is not ILP64 OpenBLAS")
 
@@ -98,10 +99,6 @@ def test_transposed_gemms_reject_mismatched_shapes():
 
 
 # ----------------------------------------------------------------------- both libraries
-HAVE_MKL = blas_libs.mkl() is not None
-needs_mkl = pytest.mark.skipif(
-    not HAVE_MKL, reason="MKL is not installed (pip install -e '.[mkl]')"
-)
 
 #: A product of every shape class the course's networks use (M, K, N, a stored transposed,
 #: b stored transposed), as their layers write them.

@@ -18,10 +18,10 @@ import pytest
 
 from dlrun.kernels import blas_choice, blas_libs
 from dlrun.kernels.blas_choice import MKL, OPENBLAS
+from tests.kernels.mkl import needs_mkl
 
 ROOT = Path(__file__).resolve().parents[2]
 F32 = np.dtype(np.float32)
-HAVE_MKL = blas_libs.mkl() is not None
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ print(json.dumps({"source": c.source, "lib": c.lib, "measured": len(measured)}))
 """
 
 
-@pytest.mark.skipif(not HAVE_MKL, reason="MKL is not installed (pip install -e '.[mkl]')")
+@needs_mkl
 def test_a_second_process_reads_the_first_ones_measurement(tmp_path):
     """The real thing, across processes: the first one measures and saves, the second
     one (a warm start) takes the saved choice without a single product."""
@@ -208,7 +208,7 @@ def test_a_second_process_reads_the_first_ones_measurement(tmp_path):
     assert warm == {"source": "wisdom", "lib": cold["lib"], "measured": 0}
 
 
-@pytest.mark.skipif(not HAVE_MKL, reason="MKL is not installed (pip install -e '.[mkl]')")
+@needs_mkl
 def test_a_real_measurement_times_both_libraries(monkeypatch):
     seconds = blas_choice.measure(64, 784, 256, False, False, F32, [OPENBLAS, MKL])
     assert set(seconds) == {"openblas", "mkl"}

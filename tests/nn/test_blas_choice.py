@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 
 from dlrun.config.resolve import resolve
-from dlrun.kernels import blas, blas_choice, blas_libs
+from dlrun.kernels import blas, blas_choice
 from dlrun.nn.network import Network
 from tests.conftest import small_config
+from tests.kernels.mkl import needs_mkl
 
 pytestmark = [
-    pytest.mark.skipif(
-        blas_libs.mkl() is None, reason="MKL is not installed (pip install -e '.[mkl]')"
-    ),
+    needs_mkl,
     pytest.mark.skipif(not blas.available(), reason="NumPy's BLAS is not ILP64 OpenBLAS"),
 ]
 

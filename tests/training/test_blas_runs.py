@@ -13,11 +13,9 @@ from dlrun.kernels import blas_choice, blas_libs
 from dlrun.runs.rundir import RunDir
 from dlrun.training.train import train
 from tests.conftest import small_config
+from tests.kernels.mkl import needs_mkl
 from tests.training.test_train import interrupt_at, params_of
 
-needs_mkl = pytest.mark.skipif(
-    blas_libs.mkl() is None, reason="MKL is not installed (pip install -e '.[mkl]')"
-)
 CONFIG = small_config(
     model={
         "type": "sequential",
