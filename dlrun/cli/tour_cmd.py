@@ -22,7 +22,7 @@ def tour(
     """Run the course's lessons in order, draw the pictures of docs/course.md and check its
     numbers: exit code 1 if any number falls outside the range the tour promises."""
     from dlrun.errors import ConfigError
-    from dlrun.tour.tour import run_tour
+    from dlrun.tour.run import run_tour
 
     with handle_errors():
         try:

@@ -2,7 +2,8 @@
 
 The run figures (curves, gradient norms, decision boundaries) are in
 :mod:`dlrun.runs.plots`; pictures of activations, convolution and pooling in
-:mod:`dlrun.runs.pictures` and :mod:`dlrun.runs.lesson_pictures`.
+:mod:`dlrun.runs.pictures`, :mod:`dlrun.runs.conv_pictures` and
+:mod:`dlrun.runs.optimizer_paths`.
 """
 
 from __future__ import annotations

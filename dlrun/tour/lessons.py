@@ -8,10 +8,14 @@ ranges hold over seeds 0, 1 and 2 wherever a lesson runs several seeds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from dlrun.tour.tour import Tour, sweep_values
+
+#: The seeds of a lesson that states a range over seeds.
+SEEDS = (0, 1, 2)
 
 
 # ----------------------------------------------------------------------------- 1
@@ -140,6 +144,132 @@ def backprop(t: Tour) -> None:
     )
 
 
+# ----------------------------------------------------------------------------- 7
+def layer_factor(run: Any, epoch: int = 1) -> float:
+    """How much the gradient norm grows per hidden layer, from the first hidden layer to
+    the last, at ``epoch``: (||dC/dW_last|| / ||dC/dW_first||)^(1 / (L - 1)) over the L
+    hidden layers (the output layer left out)."""
+    row = next(r for r in run.metrics() if int(r["epoch"]) == epoch)
+    norms = [float(v) for k, v in row.items() if k.startswith("grad_norm/")][:-1]
+    return (norms[-1] / norms[0]) ** (1.0 / (len(norms) - 1))
+
+
+def vanishing(t: Tour) -> None:
+    """Vanishing gradients: with sigmoid, each layer towards the input gets about a quarter
+    of the gradient; with ReLU the gradient keeps its size. Exploding gradients, clipping."""
+    for act, lo, hi in (("sigmoid", 3.0, 7.0), ("relu", 0.7, 1.5)):
+        factors = [layer_factor(t.train(f"vanishing_{act}", f"seed={seed}")) for seed in SEEDS]
+        t.expect(
+            f"vanishing_{act}.factor_per_layer.min",
+            min(factors),
+            lo,
+            hi,
+            f"{act}: the gradient norm's growth per layer towards the output, epoch 1",
+        )
+        t.expect(
+            f"vanishing_{act}.factor_per_layer.max",
+            max(factors),
+            lo,
+            hi,
+            f"{act}: the same, largest of seeds 0-2",
+        )
+
+
+# ----------------------------------------------------------------------------- 9
+def optimizers(t: Tour) -> None:
+    """The nine optimizers: their paths on three surfaces, computed by dlrun's own update
+    rules."""
+    from dlrun.optim import surfaces
+    from dlrun.runs import optimizer_paths
+
+    t.draw("09-optimizer-paths.png", optimizer_paths.optimizers)
+    valley = surfaces.get("valley")
+    end = {
+        name: float(valley.value(path[-1])) for name, path in surfaces.trajectories(valley).items()
+    }
+    t.expect(
+        "valley.gd_over_momentum",
+        end["gd"] / end["momentum"],
+        100.0,
+        1e6,
+        "on the narrow valley, GD's f after 100 steps over momentum's",
+    )
+    local = surfaces.get("local")
+    ends = surfaces.trajectories(local)
+    t.expect(
+        "local.momentum_x",
+        float(ends["momentum"][-1, 0]),
+        -1.2,
+        -0.9,
+        "momentum carries over the ridge into the global minimum at x = -1.06",
+    )
+    t.expect(
+        "local.gd_x",
+        float(ends["gd"][-1, 0]),
+        0.8,
+        1.1,
+        "GD settles in the local minimum at x = 0.93",
+    )
+
+
+# ----------------------------------------------------------------------------- 10
+def cnn(t: Tour) -> None:
+    """Convolution and pooling worked by hand, then a convolutional network on
+    Fashion-MNIST: 6,000 training images, 2 epochs."""
+    from dlrun.runs import conv_pictures as C
+
+    result = C.convolve(C.COURSE_IMAGE, C.COURSE_FILTER)
+    t.say(C.conv_report())
+    t.expect(
+        "conv.top_left",
+        float(result[0, 0]),
+        4.0,
+        4.0,
+        "the course's 5x5 image * 3x3 filter: 4 in the top-left corner",
+    )
+    t.draw("10-convolution.png", C.conv)
+    t.draw("10-pooling.png", C.pooling)
+    run = t.train(
+        "cnn_fashion_mnist",
+        "data.n_train=6000",
+        "train.epochs=2",
+        run_name="cnn_fashion_mnist_6000",
+    )
+    t.expect(
+        "cnn_6000.test_accuracy",
+        run.read_json("summary.json")["final"]["test_accuracy"],
+        0.8,
+        0.9,
+        "2 epochs on a tenth of Fashion-MNIST, tested on all 10,000",
+    )
+    t.keep(run.plots / "filters.png", "10-filters.png")
+    t.keep(run.plots / "feature_maps.png", "10-feature-maps.png")
+
+
+# ----------------------------------------------------------------------------- 11
+def rnn(t: Tour) -> None:
+    """A simple RNN trained with backpropagation through time: a sine's next value is
+    easy; the adding problem at T = 100 is not."""
+    sine = t.train("rnn_sine")
+    t.expect(
+        "rnn_sine.test_loss",
+        sine.read_json("summary.json")["final"]["test_loss"],
+        0.0,
+        0.004,
+        "predicting the next value of noisy sines (noise 0.05)",
+    )
+    t.keep(sine.plots / "curves.png", "11-rnn-sine-curves.png")
+    adding = t.train("rnn_adding")
+    t.expect(
+        "rnn_adding.test_loss",
+        adding.read_json("summary.json")["final"]["test_loss"],
+        0.07,
+        0.1,
+        "the RNN at T = 100 stays at 0.083, the cost of predicting the mean",
+    )
+    t.keep(adding.plots / "curves.png", "11-rnn-adding-curves.png")
+
+
 # ----------------------------------------------------------------------------- 12
 def lstm(t: Tour) -> None:
     """The LSTM solves the adding problem at T = 100, where the simple RNN cannot."""
@@ -161,5 +291,9 @@ LESSONS: list[tuple[int, str, Callable[[Tour], None]]] = [
     (3, "activations", activations),
     (4, "losses", losses),
     (6, "backprop", backprop),
+    (7, "vanishing", vanishing),
+    (9, "optimizers", optimizers),
+    (10, "cnn", cnn),
+    (11, "rnn", rnn),
     (12, "lstm", lstm),
 ]

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from dlrun.cli import app
 from dlrun.errors import ConfigError
-from dlrun.tour import lessons
+from dlrun.tour import run
 from dlrun.tour.figures import LineHistory
-from dlrun.tour.tour import run_tour
+from dlrun.tour.run import run_tour
 from tests.conftest import CONFIGS, ROOT
 
 COURSE = ROOT / "docs" / "course.md"
@@ -51,7 +51,7 @@ def test_a_number_outside_its_range_fails_the_tour(tmp_path, monkeypatch):
     def lesson(t):
         t.expect("made.up", 5.0, 0.0, 1.0, "a number the tour gets wrong")
 
-    monkeypatch.setattr(lessons, "LESSONS", [(1, "made_up", lesson)])
+    monkeypatch.setattr(run, "LESSONS", [(1, "made_up", lesson)])
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["tour", "--out", str(out), "--runs-dir", str(tmp_path)])
     assert result.exit_code == 1

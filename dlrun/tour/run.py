@@ -1,0 +1,55 @@
+"""``dlrun tour``: the lessons in the course's order, into one folder of pictures and numbers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dlrun.errors import ConfigError
+from dlrun.tour.lessons import LESSONS
+from dlrun.tour.tour import Number, Tour, TourResult, write_numbers
+
+
+def run_tour(
+    configs: Path,
+    runs_dir: Path,
+    out: Path,
+    only: list[int] | None = None,
+    say: Callable[[str], None] = print,
+) -> TourResult:
+    """Run the lessons (all, or the sections in ``only``) in the course's order, write their
+    pictures and ``numbers.json`` into ``out``. Runs go into a new folder under ``runs_dir``."""
+    known = [number for number, _, _ in LESSONS]
+    unknown = sorted(set(only or []) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"the tour has no section {', '.join(map(str, unknown))}",
+            hint=f"sections: {', '.join(map(str, known))}",
+        )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = Path(runs_dir) / f"tour-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = TourResult(out)
+    for number, name, lesson in LESSONS:
+        if only and number not in only:
+            continue
+        say(f"{number}. {name}")
+        started = time.perf_counter()
+        tour = Tour(configs, runs, out, f"{number:02d}-{name}", say)
+        lesson(tour)
+        result.numbers += tour.numbers
+        result.pictures += tour.pictures
+        result.seconds[name] = time.perf_counter() - started
+    if only:  # a partial tour keeps the numbers of the other sections
+        old = out / "numbers.json"
+        kept = json.loads(old.read_text()) if old.is_file() else {}
+        mine = {n.key for n in result.numbers}
+        result.numbers = [
+            Number(k, v["value"], *v["expected"], v["what"])
+            for k, v in kept.items()
+            if k not in mine
+        ] + result.numbers
+    write_numbers(result)
+    return result
