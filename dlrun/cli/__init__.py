@@ -53,6 +53,7 @@ for _command in (
     "tour",
     "train",
     "tune",
+    "warmup",
 ):
     importlib.import_module(f"dlrun.cli.{_command}_cmd")
 

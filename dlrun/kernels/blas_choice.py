@@ -16,6 +16,9 @@ library multiplies matrices of that shape a few times and the fastest is kept:
                were; a product under SMALL (1 MFLOP, microseconds) is not measured
     remember   in the wisdom file, keyed by the machine (CPU model, library versions,
                threads) and the class: a later run reads the choice and measures nothing
+               (but for a choice measured while the load left no core free: on a
+               crowded machine OpenBLAS's threads, which wait for one another, slowed
+               up to 100-fold, so the first start on a quieter machine measures again)
 
 The setting ``DLRUN_BLAS`` (``auto``, the default; ``openblas``; ``mkl``) forces one
 library for every product, for reproducibility and tests. With only OpenBLAS installed
@@ -73,12 +76,15 @@ class Choice:
     shape: tuple[int, int, int]
     source: str
     seconds: dict[str, float] = field(default_factory=dict)
+    load: float | None = None
 
     def describe(self) -> str:
         """One line for a log: ``float32 NN 64x1024x256 (64x784x256): openblas (measured:
         openblas 0.41 ms, mkl 0.62 ms)``."""
         m, k, n = self.shape
         text = f"{self.key} ({m}x{k}x{n}): {self.lib} ({self.source}"
+        if self.load is not None:
+            text += f" at load {self.load:.1f}"
         if self.seconds:
             text += ": " + ", ".join(f"{lib} {1e3 * s:.3g} ms" for lib, s in self.seconds.items())
         return text + ")"
@@ -203,8 +209,26 @@ def _known(machine: str, key: str) -> str | None:
         _wisdom.clear()
         _wisdom.update(_read_wisdom(wisdom_path()))
         entry = _wisdom.get(machine, {}).get(key)
-    lib = entry.get("choice") if isinstance(entry, dict) else None
-    return lib if lib in NAMES else None
+    if not isinstance(entry, dict) or entry.get("choice") not in NAMES:
+        return None
+    if busy(entry.get("load", 0)) and not busy(load()):
+        return None  # measured while other work held the cores: measure again, now it is quiet
+    return entry["choice"]
+
+
+def load() -> float:
+    """The machine's load: runnable processes, averaged over the last minute."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return 0.0
+
+
+def busy(level: float) -> bool:
+    """Whether ``level`` of load leaves no core free: OpenBLAS's threads, waiting for one
+    another, then slowed up to 100-fold, MKL's (which sleep at once) far less; a choice
+    measured so holds only until a quieter start measures again."""
+    return level >= (os.cpu_count() or 1)
 
 
 def _remember(machine: str, choice: Choice) -> str:
@@ -212,7 +236,7 @@ def _remember(machine: str, choice: Choice) -> str:
     wrote); returns "" or why it could not be saved."""
     entry = {"choice": choice.lib, "shape": list(choice.shape), "seconds": choice.seconds}
     entry["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    entry["load"] = round(os.getloadavg()[0], 2)  # how busy the machine was
+    entry["load"] = choice.load  # how busy the machine was
     _wisdom.setdefault(machine, {})[choice.key] = entry
     path = wisdom_path()
     try:
@@ -292,14 +316,15 @@ def calibrate(
     """Measure and pick. A library other than OpenBLAS must win twice, in two measurements
     0.1 s apart: a burst of load that slowed OpenBLAS alone in the first is then not
     written down for good. The times kept are each library's faster measurement."""
+    level = load()
     seconds = measure(m, k, n, ta, tb, dtype, libs)
     if pick(seconds) != "openblas":
         time.sleep(0.1)
         again = measure(m, k, n, ta, tb, dtype, libs)
         winner = pick(again) if pick(again) == pick(seconds) else "openblas"
         seconds = {lib: min(seconds[lib], again[lib]) for lib in seconds}
-        return Choice(key, winner, (m, k, n), "measured", seconds)
-    return Choice(key, "openblas", (m, k, n), "measured", seconds)
+        return Choice(key, winner, (m, k, n), "measured", seconds, level)
+    return Choice(key, "openblas", (m, k, n), "measured", seconds, level)
 
 
 # ----------------------------------------------------------------------- choosing

@@ -31,6 +31,7 @@ def chooser(tmp_path, monkeypatch):
     monkeypatch.setenv("DLRUN_BLAS", "auto")
     monkeypatch.setenv("DLRUN_BLAS_WISDOM", str(tmp_path / "wisdom.json"))
     monkeypatch.setattr(blas_choice, "candidates", lambda: [OPENBLAS, MKL])
+    monkeypatch.setattr(blas_choice, "load", lambda: 0.5)  # a quiet machine
     blas_choice._wisdom.clear()
     blas_choice.forget()
     yield tmp_path / "wisdom.json"
@@ -93,6 +94,23 @@ def test_a_win_seen_only_once_is_not_believed(chooser, monkeypatch):
     choice = blas_choice.decide(64, 784, 256, False, False, F32)
     assert choice.lib == "openblas"
     assert choice.seconds == {"openblas": 1.0, "mkl": 1.0}  # the faster of the two each
+
+
+def test_a_choice_measured_on_a_crowded_machine_is_measured_again_when_quiet(chooser, monkeypatch):
+    fake_measure(monkeypatch, {"openblas": 9.0, "mkl": 1.0})
+    monkeypatch.setattr(blas_choice, "load", lambda: 2.0 * os.cpu_count())
+    crowded = blas_choice.decide(64, 784, 256, False, False, F32)
+    assert crowded.lib == "mkl" and crowded.load == 2.0 * os.cpu_count()
+    assert "at load" in crowded.describe()
+    blas_choice.forget()  # a new process, still crowded: the choice holds
+    assert blas_choice.decide(64, 784, 256, False, False, F32).source == "wisdom"
+    blas_choice.forget()  # a new process on a quiet machine: measured again
+    monkeypatch.setattr(blas_choice, "load", lambda: 0.1)
+    calls = fake_measure(monkeypatch, {"openblas": 1.0, "mkl": 2.0})
+    quiet = blas_choice.decide(64, 784, 256, False, False, F32)
+    assert (quiet.lib, quiet.source, len(calls)) == ("openblas", "measured", 1)
+    blas_choice.forget()
+    assert blas_choice.decide(64, 784, 256, False, False, F32).source == "wisdom"
 
 
 def test_small_products_and_single_candidates_are_not_measured(chooser, monkeypatch):
@@ -185,6 +203,7 @@ from dlrun.kernels import blas_choice
 measured = []
 real = blas_choice.measure
 blas_choice.measure = lambda *a: measured.append(a) or real(*a)
+blas_choice.load = lambda: 0.5  # however busy the machine: this test is not about load
 c = blas_choice.decide(64, 784, 256, False, False, np.dtype(np.float32))
 print(json.dumps({"source": c.source, "lib": c.lib, "measured": len(measured)}))
 """
