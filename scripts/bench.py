@@ -8,9 +8,13 @@
                                                     loops; the first conv's column order
     python scripts/bench.py lstm [--gates]          LSTM batch; the gate kernels
     python scripts/bench.py batch CONFIG            forward + backward of any config's network
+    python scripts/bench.py blas [mlp cnn lstm]     every product of an epoch on each BLAS: the
+                                                    chooser's picks, the products-alone floor
     python scripts/bench.py optim [--size N]        one optimizer step, and its memory floor
     python scripts/bench.py compare [--epochs 60]   dlrun compare --jobs 2 against --jobs 1
     python scripts/bench.py tune                    dlrun tune: overhead per trial, --jobs 2
+    python scripts/bench.py tensorboard             an epoch with log.tensorboard (histograms
+                                                    every epoch) against one without
 
 Every benchmark takes --help; the code is in scripts/bench/, the networks come from
 configs/. Timings alternate the two sides and report medians, because the machine is
@@ -24,7 +28,9 @@ import importlib
 import sys
 from pathlib import Path
 
-COMMANDS = ("mlp", "epoch", "cnn", "lstm", "batch", "optim", "compare", "tune")
+COMMANDS = (
+    "mlp", "epoch", "cnn", "lstm", "batch", "blas", "optim", "compare", "tune", "tensorboard",
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,24 @@ def network(cfg: dict[str, Any], input_shape: tuple[int, ...], n_classes: int | 
     return net
 
 
+def machine(load_only: bool = False) -> str:
+    """The machine a figure comes from: CPU model, vendor and the instruction sets that
+    matter to matrix products (avx2, avx512f, amx), the BLAS libraries, the BLAS policy
+    (``DLRUN_BLAS``) and the load (``uptime``'s one-minute average, on a shared machine)."""
+    from dlrun.kernels import blas_choice, blas_libs
+
+    load = f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    if load_only:
+        return load
+    cpu = blas_choice.cpu()
+    libs = " + ".join(lib.describe() for lib in blas_libs.loaded()) or "numpy's BLAS"
+    flags = " ".join(cpu["flags"]) or "none of avx2/avx512f/amx"
+    return (
+        f"CPU: {cpu['model']} ({cpu['vendor']}; {flags}); BLAS: {libs}, "
+        f"DLRUN_BLAS={blas_choice.policy()}; {load}"
+    )
+
+
 def train_flops(net) -> float:
     """Multiply-adds x 2 of one training step's matrix products, per sample: forward,
     and backward two products per layer (dC/dW, dC/dx) except the first layer's dC/dx,

@@ -30,6 +30,7 @@ from .common import (
     config,
     have_torch,
     listed,
+    machine,
     make_parser,
     median,
     peak_mib,
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     samples, flops = runs["dlrun"][0]["samples"], runs["dlrun"][0]["flops"]
     med = {side: {k: median(x[k] for x in v) for k in v[0]} for side, v in runs.items()}
     t_ratio, m_ratio, eval_target = TARGETS[args.kind]
+    print(f"\n{machine()}")
     print(
         f"\n{args.kind}: {CONFIGS[args.kind]}, one epoch of {samples} samples, "
         f"{args.threads} threads each, {flops / 1e12:.2f} TFLOP of matrix products"

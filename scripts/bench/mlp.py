@@ -32,6 +32,7 @@ from .common import (
     config,
     have_torch,
     listed,
+    machine,
     make_parser,
     median,
     peak_mib,
@@ -125,6 +126,7 @@ def bench(args) -> None:
     dense = [layer for layer in net.layers if layer.registered_name == "dense"]
     sizes = (dense[0].input_shape[-1], *(layer.output_shape[-1] for layer in dense))
     lr, batch = cfg["optimizer"]["lr"], cfg["train"]["batch_size"]
+    print(machine())
     print(
         f"{CONFIG}: {len(tr)} training inputs, batch {batch}, gd lr {lr}, "
         f"{args.threads} thread(s) for dlrun (Numba + BLAS) and for torch"
