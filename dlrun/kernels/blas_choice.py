@@ -184,10 +184,17 @@ def cpu() -> dict[str, Any]:
 
 
 def machine_key() -> str:
-    """What a measurement holds for: CPU, library versions, BLAS threads."""
+    """What a measurement holds for: CPU, library versions, BLAS threads (worked out once
+    per process, again after :func:`forget`)."""
+    if _machine:
+        return _machine[0]
     libs = " + ".join(lib.describe() for lib in blas_libs.loaded()) or "numpy's blas"
     threads = blas_libs.threads(OPENBLAS) or os.cpu_count()
-    return f"{cpu()['model']} | {libs} | {threads} threads"
+    _machine.append(f"{cpu()['model']} | {libs} | {threads} threads")
+    return _machine[0]
+
+
+_machine: list[str] = []
 
 
 def _read_wisdom(path: Path) -> dict[str, Any]:
@@ -423,3 +430,4 @@ def forget() -> None:
     """Forget this process's choices (after the thread count changed: they may differ)."""
     _decided.clear()
     _by_shape.clear()
+    _machine.clear()

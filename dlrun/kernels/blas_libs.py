@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import sysconfig
 from collections.abc import Callable
 from functools import cache, cached_property
 from pathlib import Path
@@ -161,7 +162,14 @@ def prepare_mkl() -> Library | None:
 
 
 def _mkl_version(lib: ctypes.CDLL) -> str:
-    """ "2026.2" from "Intel(R) oneAPI Math Kernel Library Version 2026.2-Product Build ..."."""
+    """The ``mkl`` wheel's version ("2026.2.1", from its metadata folder: asking the library
+    would load all of it), else the library's own ("2026.2" from "Intel(R) oneAPI Math
+    Kernel Library Version 2026.2-Product Build ...")."""
+    if not os.environ.get("DLRUN_MKL_LIB"):
+        site = Path(sysconfig.get_paths()["purelib"])
+        found = sorted(site.glob("mkl-*.dist-info"))
+        if found:
+            return found[-1].name[len("mkl-") : -len(".dist-info")]
     prepare_mkl()
     buf = ctypes.create_string_buffer(256)
     lib.MKL_Get_Version_String(buf, len(buf))
