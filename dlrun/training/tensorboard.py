@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 KEY_SETTINGS = ("optimizer.name", "optimizer.lr", "train.batch_size", "seed")
 #: Seconds between the writer thread's flushes (how live the curves are).
 FLUSH_SECS = 2
-#: Buckets of a histogram (equal widths between the tensor's min and max).
+#: Buckets of a histogram (equal widths between the tensor's min and max, as np.histogram).
 BINS = 64
 EVENTS = "events.out.tfevents.*"
 INSTALL = "pip install 'dlrun[tensorboard]'  (or: pip install tensorboardX tensorboard)"
@@ -287,13 +288,31 @@ class TensorBoardLogger:
         if self.histograms and epoch % self.histograms == 0:
             for layer, key, value in net.param_items():
                 name = f"{layer.name}.{key}"
-                for kind, values in (("weights", value), ("gradients", layer.grads[key])):
-                    if np.isfinite(values).all():  # a diverged epoch's tensors are skipped
-                        self.main.add_histogram(f"{kind}/{name}", values, epoch, bins=BINS)
+                self._histogram(f"weights/{name}", value, epoch)
+                self._histogram(f"gradients/{name}", layer.grads[key], epoch)
         self.epoch_seen = epoch
         if not self.initial_written:
             self._grad_through_time("initial")
             self.initial_written = True
+
+    def _histogram(self, tag: str, values: np.ndarray, step: int) -> None:
+        """``BINS`` equal buckets from the tensor's min to its max (as ``np.histogram``),
+        counted by a kernel; a tensor that is not finite (a diverged epoch) is skipped."""
+        from dlrun.kernels.histogram import bucket_counts, moments
+
+        flat = values.reshape(-1)
+        lo, hi, total, squares = moments(flat)
+        if not (math.isfinite(total) and math.isfinite(squares)):
+            return
+        edges = (
+            np.linspace(lo, hi, BINS + 1) if hi > lo else np.linspace(lo - 0.5, hi + 0.5, BINS + 1)
+        )
+        counts = np.empty(BINS, dtype=np.int64)
+        bucket_counts(flat, edges, counts)
+        # TensorBoard keeps each bucket's right edge: an empty bucket first holds the left one
+        self.main.add_histogram_raw(
+            tag, lo, hi, flat.size, total, squares, edges.tolist(), [0, *counts.tolist()], step
+        )
 
     def _scalars(self, row: dict[str, Any]) -> None:
         epoch = int(row["epoch"])

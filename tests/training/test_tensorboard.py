@@ -229,7 +229,7 @@ def test_a_logging_error_is_logged_and_the_run_goes_on(runs_dir, monkeypatch):
     def broken(self, *args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("tensorboardX.SummaryWriter.add_histogram", broken)
+    monkeypatch.setattr("tensorboardX.SummaryWriter.add_scalar", broken)
     result = train(logged(), runs_dir=runs_dir)
     assert result.summary["status"] == "completed"
     log = (result.run_dir / "log.txt").read_text()
