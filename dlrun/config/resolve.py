@@ -78,7 +78,7 @@ class LogSettings(Settings):
         description="with tensorboard: weight and gradient histograms every n epochs (0: none)",
     )
     batch_every: int = Field(
-        10, ge=0, description="with tensorboard: the training loss every n batches (0: none)"
+        50, ge=0, description="with tensorboard: the training loss every n batches (0: none)"
     )
 
 

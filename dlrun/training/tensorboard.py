@@ -187,10 +187,9 @@ class TensorBoardLogger:
                 for row in trainer.rows:
                     if int(row["epoch"]) > last:
                         self._scalars(row)
-        if self.batch_every:
-            folder = self.root / "batches"
-            again = any(folder.glob(EVENTS))
-            self.batches = self._writer(folder, purge_step=step + 1 if again else None)
+        # the batches' writer is made at the first batch/loss (a short run may have none)
+        again = any((self.root / "batches").glob(EVENTS))
+        self.batches_purge = step + 1 if again else None
 
     def _guard(self, fn: Any, *args: Any) -> None:
         """Run ``fn``; an error stops the logging (said in log.txt), never the run."""
@@ -246,7 +245,7 @@ class TensorBoardLogger:
 
     # ------------------------------------------------------------------ batches
     def __call__(self, trainer: Trainer) -> None:
-        if self.batches is not None and not self.failed:
+        if self.batch_every and not self.failed:
             self._guard(self._batch, trainer)
 
     def _batch(self, trainer: Trainer) -> None:
@@ -254,7 +253,8 @@ class TensorBoardLogger:
         ``batch_every`` updates, write their mean."""
         sums, step = trainer.sums, trainer.step
         if step <= self.step_seen:  # rolled back to a checkpoint: these steps run again
-            self._purge(self.batches, step)
+            if self.batches is not None:
+                self._purge(self.batches, step)
             self.window = [0.0, 0.0]
             if trainer.batch != 1:  # restored inside an epoch: its sums before this batch
                 self.base = (sums["loss"], sums["count"])  # are not known here; skipped
@@ -267,6 +267,8 @@ class TensorBoardLogger:
         self.base = (sums["loss"], sums["count"])
         self.step_seen = step
         if step % self.batch_every == 0 and self.window[1] > 0:
+            if self.batches is None:
+                self.batches = self._writer(self.root / "batches", self.batches_purge)
             self.batches.add_scalar("batch/loss", self.window[0] / self.window[1], step)
             self.window = [0.0, 0.0]
 

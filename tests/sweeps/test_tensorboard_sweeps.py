@@ -21,7 +21,7 @@ def lr_sweep():
     return {
         "name": "lrs",
         "base": small_config(train={"epochs": 2, "batch_size": 32}),
-        "set": {"log.tensorboard": True},
+        "set": {"log.tensorboard": True, "log.batch_every": 2},
         "grid": {"optimizer.lr": LRS},
     }
 
