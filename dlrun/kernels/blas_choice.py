@@ -136,6 +136,8 @@ def candidates() -> list[int]:
                 "DLRUN_BLAS=mkl, but MKL is not installed (no libmkl_rt in "
                 f"{Path(sys.prefix, 'lib')}): pip install -e '.[mkl]', or set DLRUN_MKL_LIB"
             )
+        if blas_libs.mkl_problem():
+            raise ValueError(f"DLRUN_BLAS=mkl, but {blas_libs.mkl_problem()}")
         return [MKL]
     return [lib.code for lib in blas_libs.loaded()] or [OPENBLAS]
 
@@ -359,8 +361,11 @@ def decide(m: int, k: int, n: int, ta: bool, tb: bool, dtype: Any) -> Choice:
         choice = _decided[key]
     else:
         choice = _decided[key] = _measured_or_known(key, m, k, n, ta, tb, dtype)
-    if choice.lib == "mkl":
-        blas_libs.prepare_mkl()  # before a kernel calls it
+    if choice.lib == "mkl" and blas_libs.prepare_mkl() is None:  # set up before a kernel calls it
+        problem = blas_libs.mkl_problem()
+        if choice.source in ("run", "forced"):
+            raise ValueError(f"{choice.key} must be multiplied by MKL, but {problem}")
+        choice = _decided[key] = Choice(key, "openblas", (m, k, n), f"only: {problem}")
     return choice
 
 

@@ -13,7 +13,10 @@ Both export the same C signature (row-major cblas with 64-bit sizes), so one
 and the version. MKL runs with its Intel OpenMP threads told to sleep at once after
 a product (``KMP_BLOCKTIME=0`` unless set): by default they spin for 200 ms and take the
 cores from the OpenBLAS and Numba threads of the next step (on 2 cores, products ran 2-20x
-slower next to them). Its thread count follows OpenBLAS's (:func:`sync_mkl_threads`).
+slower next to them). Its thread count follows OpenBLAS's (:func:`sync_mkl_threads`). In a
+process where PyTorch was imported first, its GNU OpenMP (libgomp) is already global and
+MKL's Intel OpenMP layer then multiplied wrongly: MKL uses GNU's layer there, and checks
+itself against NumPy before its first product (:func:`prepare_mkl`).
 
 ``DLRUN_MKL_LIB`` names the MKL library file when it is not where the wheel puts it
 (``<sys.prefix>/lib/libmkl_rt.so.*``).
@@ -40,7 +43,8 @@ _OPENBLAS_SYMBOLS = (
     ("cblas_sgemm64_", "cblas_dgemm64_", "openblas_get_num_threads64_"),
 )
 _MKL_SYMBOLS = ("cblas_sgemm_64", "cblas_dgemm_64")
-_MKL_THREADING_INTEL = 0  # MKL_Set_Threading_Layer: Intel OpenMP (libiomp5, shipped with the wheel)
+# MKL_Set_Threading_Layer: Intel OpenMP (libiomp5, shipped with the wheel), GNU OpenMP
+_MKL_THREADING_INTEL, _MKL_THREADING_GNU = 0, 3
 # MKL_CBWR_Set: conditional numerical reproducibility, AUTO | STRICT: the same bits for the
 # same inputs whatever the arrays' alignment in memory (Intel documents that without it a
 # product may take another code path for another alignment, as a resumed process may have)
@@ -74,6 +78,7 @@ class Library:
         self.sgemm = _SGEMM(self.sgemm_address)
         self.dgemm = _DGEMM(self.dgemm_address)
         self._version = version
+        self.threading = ""  # MKL's OpenMP, once set up: intel or gnu
 
     @cached_property
     def version(self) -> str:
@@ -143,21 +148,55 @@ def mkl() -> Library | None:
     return Library(MKL, str(path), lib, *_MKL_SYMBOLS, lambda: _mkl_version(lib))
 
 
+#: Why MKL cannot multiply in this process (empty while it can, or before it was tried).
+_problem: list[str] = []
+
+
+def mkl_problem() -> str | None:
+    """Why MKL cannot be used in this process (not installed, or wrong results in the
+    self-check of :func:`prepare_mkl`), or None."""
+    if mkl() is None:
+        return "MKL is not installed"
+    return _problem[0] if _problem else None
+
+
+def _gnu_openmp_loaded() -> bool:
+    """Whether GNU OpenMP (libgomp) is already in the process's global symbols, as after
+    ``import torch``: MKL's Intel OpenMP layer would then call libgomp's ``omp_*`` functions
+    and its products came out wrong (15 of 16 layer shapes), so MKL must use GNU's."""
+    return hasattr(ctypes.CDLL(None), "GOMP_parallel")
+
+
 @cache
 def prepare_mkl() -> Library | None:
     """MKL made ready for products, once, before anything else is asked of it: Intel OpenMP
-    threads, reproducible results (CNR), as many threads as OpenBLAS. Until then only the
-    library file is open: no OpenMP runtime, nothing loaded, where MKL is never chosen."""
+    threads (GNU's where PyTorch brought libgomp first), reproducible results (CNR), as
+    many threads as OpenBLAS; then a self-check against NumPy. Until then only the
+    library file is open: no OpenMP runtime, nothing loaded, where MKL is never chosen.
+    None (and :func:`mkl_problem` says why) when the self-check fails."""
     library = mkl()
     if library is None:
         return None
     lib = library.handle
+    library.threading = "gnu" if _gnu_openmp_loaded() else "intel"
     lib.MKL_Set_Threading_Layer.argtypes = [ctypes.c_int]
-    lib.MKL_Set_Threading_Layer(_MKL_THREADING_INTEL)
+    lib.MKL_Set_Threading_Layer(
+        _MKL_THREADING_GNU if library.threading == "gnu" else _MKL_THREADING_INTEL
+    )
     lib.MKL_CBWR_Set(ctypes.c_int(_MKL_CBWR_AUTO | _MKL_CBWR_STRICT))
     lib.MKL_Get_Max_Threads.restype = ctypes.c_int
     _threads_of[MKL] = lib.MKL_Get_Max_Threads
     sync_mkl_threads()
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        a, b = rng.standard_normal((37, 53)).astype(dtype), rng.standard_normal((53, 29))
+        b = b.astype(dtype)
+        c = _gemm(library, a, b, np.empty((37, 29), dtype=dtype))
+        exact = a.astype(np.float64) @ b.astype(np.float64)
+        bound = 2 * 53 * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b)).astype(np.float64)
+        if not np.all(np.abs(c - exact) <= bound):
+            _problem.append(f"MKL's products failed a check against NumPy's ({library.path})")
+            return None
     return library
 
 
@@ -192,8 +231,10 @@ def threads(code: int) -> int:
 
 
 def loaded() -> list[Library]:
-    """The libraries products can run on here, OpenBLAS first."""
-    return [lib for lib in (openblas(), mkl()) if lib is not None]
+    """The libraries products can run on here, OpenBLAS first (MKL where installed and
+    usable in this process: :func:`mkl_problem`)."""
+    found = [openblas()] if openblas() is not None else []
+    return found + [mkl()] if mkl_problem() is None else found
 
 
 # ----------------------------------------------------------------------- from Python
@@ -232,12 +273,25 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None, lib: int) -> n
     if lb is None:
         b, lb = np.ascontiguousarray(b), (False, max(1, n))
     library = prepare_mkl()
-    call = library.sgemm if a.dtype.char == "f" else library.dgemm
-    call(
-        _ROW_MAJOR, _TRANS if la[0] else _NO_TRANS, _TRANS if lb[0] else _NO_TRANS, m, n, k,
-        1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1], 0.0, c.ctypes.data, max(1, n),
-    )  # fmt: skip
+    if library is None:
+        raise RuntimeError(f"MKL cannot multiply here: {mkl_problem()}")
+    _gemm(library, a, b, c, la, lb)
     if out is not None and c is not out:
         out[...] = c
         return out
+    return c
+
+
+def _gemm(library: Library, a, b, c, la=(False, None), lb=(False, None)) -> np.ndarray:
+    """c = a @ b by ``library``'s cblas; la, lb: (transposed, leading dimension) of a and b
+    (default: C-contiguous)."""
+    m, k = a.shape
+    n = b.shape[1]
+    lda = la[1] if la[1] is not None else max(1, k)
+    ldb = lb[1] if lb[1] is not None else max(1, n)
+    call = library.sgemm if a.dtype.char == "f" else library.dgemm
+    call(
+        _ROW_MAJOR, _TRANS if la[0] else _NO_TRANS, _TRANS if lb[0] else _NO_TRANS, m, n, k,
+        1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0, c.ctypes.data, max(1, n),
+    )  # fmt: skip
     return c

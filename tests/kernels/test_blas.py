@@ -199,3 +199,64 @@ def test_dot_and_matmul_follow_the_policy(policy, monkeypatch):
     finally:
         blas_choice.end()
         blas_choice.forget()
+
+
+TORCH_FIRST = """
+import sys
+import numpy as np
+import torch  # brings GNU OpenMP (libgomp) into the global symbols before MKL
+from dlrun.kernels import blas_libs
+from tests.kernels.test_blas import LAYER_PRODUCTS, operands
+wrong = []
+for where, (m, k, n, ta, tb) in LAYER_PRODUCTS.items():
+    a, b = operands(m, k, n, ta, tb, np.float32)
+    c = blas_libs.product(a, b, None, blas_libs.MKL)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    bound = 2 * k * np.finfo(np.float32).eps * (np.abs(a).astype(np.float64) @ np.abs(b))
+    if not np.all(np.abs(c - exact) <= bound):
+        wrong.append(where)
+print(blas_libs.mkl().threading, wrong)
+"""
+
+
+@needs_mkl
+def test_mkl_is_right_after_pytorch_was_imported_first():
+    """PyTorch's libgomp, global before MKL, once made every MKL product wrong (MKL's Intel
+    OpenMP layer calling libgomp): MKL now takes GNU's layer there."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("torch")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", TORCH_FIRST], cwd=root, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["gnu", "[]"]
+
+
+@needs_mkl
+def test_an_mkl_that_fails_its_self_check_is_not_used(monkeypatch):
+    from dlrun.kernels import blas_choice
+
+    def wrong(library, a, b, c, *layouts):
+        c[...] = 0.0
+        return c
+
+    monkeypatch.setattr(blas_libs, "_gemm", wrong)
+    blas_libs.prepare_mkl.cache_clear()
+    try:
+        assert blas_libs.prepare_mkl() is None
+        assert "failed a check" in blas_libs.mkl_problem()
+        assert [lib.name for lib in blas_libs.loaded()] == ["openblas"]
+        monkeypatch.setenv("DLRUN_BLAS", "mkl")
+        with pytest.raises(ValueError, match="DLRUN_BLAS=mkl, but MKL's products failed"):
+            blas_choice.candidates()
+        with pytest.raises(RuntimeError, match="MKL cannot multiply here"):
+            blas.product(np.ones((2, 2)), np.ones((2, 2)), None, blas.MKL)
+    finally:
+        monkeypatch.undo()
+        blas_libs._problem.clear()
+        blas_libs.prepare_mkl.cache_clear()
+        assert blas_libs.prepare_mkl() is not None
