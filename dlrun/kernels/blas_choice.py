@@ -404,6 +404,15 @@ def lib_for(m: int, k: int, n: int, ta: bool, tb: bool, dtype: np.dtype) -> int:
     return lib
 
 
+_generation = [0]
+
+
+def generation() -> int:
+    """A number that changes whenever choices may have changed (a new session, forgotten
+    choices): a caller may keep the libraries it was given until it changes."""
+    return _generation[0]
+
+
 def begin(
     pins: dict[str, str] | None = None,
     on_choice: Callable[[Choice], None] | None = None,
@@ -422,6 +431,7 @@ def begin(
     _on_choice = on_choice
     _session.clear()
     _by_shape.clear()
+    _generation[0] += 1
 
 
 def end() -> dict[str, Choice]:
@@ -435,4 +445,5 @@ def forget() -> None:
     """Forget this process's choices (after the thread count changed: they may differ)."""
     _decided.clear()
     _by_shape.clear()
+    _generation[0] += 1
     _machine.clear()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.kernels import blas
+from dlrun.kernels import blas, blas_choice
 from dlrun.kernels.dense import stack_backward, stack_forward
 from dlrun.nn.layers.dense import Dense
 
@@ -58,6 +58,8 @@ class DenseStack:
         self.scratch = np.empty_like(self.zeros)  # db of layers without a bias
         self._no_dx = np.empty((0, self.n_in), dtype=self.dtype)
         self._x = self._acts = None
+        self._libs: dict[tuple, np.ndarray] = {}  # (rows, backward) -> libs, for one
+        self._libs_of = -1  # generation of the chooser's choices
 
     @property
     def input_grad(self) -> bool:
@@ -65,7 +67,16 @@ class DenseStack:
 
     def libs(self, m: int, backward: bool) -> np.ndarray:
         """(L, 3) the BLAS of each layer's products for ``m`` rows, as the layers alone
-        would choose them: forward a W; backward a^T dz and dz W^T (0 where not done)."""
+        would choose them: forward a W; backward a^T dz and dz W^T (0 where not done).
+        Kept until the choices may change (12 us to ask again: 2% of an MLP batch)."""
+        if self._libs_of != blas_choice.generation():
+            self._libs, self._libs_of = {}, blas_choice.generation()
+        libs = self._libs.get((m, backward))
+        if libs is None:
+            libs = self._libs[(m, backward)] = self._ask_libs(m, backward)
+        return libs
+
+    def _ask_libs(self, m: int, backward: bool) -> np.ndarray:
         libs = np.zeros((len(self.layers), 3), dtype=np.int64)
         dt = self.dtype
         for i, (n_in, n_out) in enumerate(self.layout[:, 2:4].tolist()):
