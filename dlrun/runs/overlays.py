@@ -51,12 +51,13 @@ def through_time(runs: list[Path], out: Path, relative: bool = False) -> tuple[P
     Returns the PNG and one row per line: run, layer, type, when, the norms at the first
     and the last step and their ratio.
     """
-    from dlrun.runs.figure import log_y, margins, plt, save
-    from dlrun.runs.plots import final_numbers, state_label
+    from dlrun.runs.figure import margins, plt, save
+    from dlrun.runs.plots import final_numbers, floor_log_axis, state_label, through_time_line
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
     rows: list[dict[str, Any]] = []
     types: list[str] = []
+    drawn: list[np.ndarray] = []
     for i, path in enumerate(runs):
         run, cfg, summary, _ = _open(path)
         record = run.read_json("grad_through_time.json")
@@ -73,16 +74,19 @@ def through_time(runs: list[Path], out: Path, relative: bool = False) -> tuple[P
                 norms = np.asarray(norms, dtype=float)
                 kind = kinds.get(layer, "recurrent")
                 types.append(kind)
-                values = norms / norms[-1] if relative and norms[-1] > 0 else norms
+                values, note = through_time_line(
+                    norms / norms[-1] if relative and norms[-1] > 0 else norms
+                )
+                drawn.append(values)
                 label = f"{name}: {layer} ({kind})"
                 if when == "final" and final_numbers(summary):
                     label += f", {final_numbers(summary)}"
                 ax.plot(
                     np.arange(1, len(norms) + 1),
-                    np.maximum(values, 1e-30),
+                    values,
                     color=plt.cm.tab10((i + j) % 10),
                     ls="-" if kind == "lstm" else "--",
-                    label=label,
+                    label=label + note,
                 )
                 rows.append(
                     {
@@ -105,7 +109,7 @@ def through_time(runs: list[Path], out: Path, relative: bool = False) -> tuple[P
         f"{quantity}\ndivided by its value at the last step" if relative else quantity,
         fontsize=8,
     )
-    log_y(axes[0])
+    floor_log_axis(axes[0], drawn)  # the panels share the y axis
     fig.suptitle(
         "gradient of the cost reaching each time step (first 64 training sequences); "
         "the same scale in both panels",

@@ -171,12 +171,12 @@ def curves(
 
 # --------------------------------------------------------------------------- gradient norms
 def depth_ratio(first: float, last: float, layers: int) -> str:
-    """'layer 1 gets 5e-06 of layer 9's gradient, 1/4.6 per layer': how the weight
+    """'layer 1 gets 5e-06 x layer 9's gradient (1/4.6 per layer)': how the weight
     gradient changes from the last layer to the first, overall and as the geometric mean
     factor per layer (the course's (1/4)^n for sigmoid layers)."""
     ratio = first / last
     step = ratio ** (1 / max(layers - 1, 1))
-    per = f"1/{1 / step:.2g}" if step < 1 else f"x{step:.2g}"
+    per = f"1/{1 / step:.2g}" if step < 0.5 else f"x{step:.2f}"
     return f"layer 1 gets {ratio:.2g} x layer {layers}'s gradient ({per} per layer)"
 
 
@@ -326,6 +326,32 @@ def state_label(types: list[str]) -> str:
     return "||dC/dh_t||, h_t the hidden state (the RNN's S_t)"
 
 
+#: A gradient-through-time axis shows at most this many decades below its largest value.
+DECADES = 12
+
+
+def through_time_line(norms: Any) -> tuple[np.ndarray, str]:
+    """The norms to draw on a log axis (0 left out: NaN) and a note for the legend when
+    the first steps' gradient is exactly 0 (it underflowed: below the dtype's range)."""
+    norms = np.asarray(norms, dtype=float)
+    zero = np.flatnonzero(norms <= 0)
+    note = ""
+    if len(zero) and zero[0] == 0:
+        k = int(np.argmax(norms > 0)) if (norms > 0).any() else len(norms)
+        note = f"; exactly 0 (underflow) for t <= {k}"
+    return np.where(norms > 0, norms, np.nan), note
+
+
+def floor_log_axis(ax: Any, values: list[np.ndarray]) -> None:
+    """Log y axis over the values drawn, at most DECADES decades deep: a vanished gradient
+    leaves the axis at its bottom instead of squeezing every other line to its top."""
+    finite = np.concatenate([v[np.isfinite(v)] for v in values] or [np.ones(1)])
+    if finite.size:
+        top = finite.max()
+        ax.set_ylim(max(finite.min(), top * 10.0**-DECADES) / 2, top * 2)
+    log_y(ax)
+
+
 def grad_through_time(record: dict[str, Any], path: Path, title: str | None = None) -> Path:
     """||dC/dh_t|| against the time step t, per recurrent layer, before and after training.
 
@@ -334,17 +360,20 @@ def grad_through_time(record: dict[str, Any], path: Path, title: str | None = No
     over one batch (the first 64 training sequences), C their mean cost."""
     types = record.get("layers", {})
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    drawn = []
     for when, style, words in (("initial", "--", "before"), ("final", "-", "after")):
         for name, norms in record.get(when, {}).items():
+            values, note = through_time_line(norms)
+            drawn.append(values)
             ax.plot(
-                range(1, len(norms) + 1),
-                np.maximum(norms, 1e-30),
+                range(1, len(values) + 1),
+                values,
                 style,
-                label=f"{name} ({types.get(name, 'recurrent')}), {words} training",
+                label=f"{name} ({types.get(name, 'recurrent')}), {words} training{note}",
             )
     ax.set_xlabel("time step t")
     ax.set_ylabel(state_label(list(types.values())), fontsize=8)
-    log_y(ax)
+    floor_log_axis(ax, drawn)
     ax.set_title("gradient of the cost reaching each step (first 64 sequences)", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -178,3 +178,22 @@ def test_a_regression_run_draws_its_datasets_baseline(runs_dir, monkeypatch):
     assert levels == pytest.approx({"baseline": 1 / 12}) and loss == "quadratic"
     assert title.startswith("adding_run\n2 weight layers · 1 epoch · test loss")
     assert levels2 == {} and title2.startswith("moons_run\n2 weight layers")
+
+
+def test_a_vanished_gradient_is_named_and_leaves_the_axis_at_its_bottom(monkeypatch):
+    """A trained RNN's gradient can underflow to exactly 0 at the first steps: those are
+    named in the legend, not drawn at an invented 1e-30, and the axis shows 12 decades."""
+    import dlrun.runs.plots as P
+
+    values, note = P.through_time_line([0.0, 0.0, 1e-25, 1e-3, 0.5])
+    assert np.isnan(values[:2]).all() and values[2] == 1e-25
+    assert note == "; exactly 0 (underflow) for t <= 2"
+    assert P.through_time_line([1e-3, 0.5])[1] == ""
+    drawn = capture(monkeypatch)
+    record = {"final": {"rnn_0": [0.0, 0.0, 1e-25, 1e-3, 0.5]}, "layers": {"rnn_0": "rnn"}}
+    P.grad_through_time(record, None)
+    ax = drawn[0].axes[0]
+    low, high = ax.get_ylim()
+    assert 0.5 * 1e-12 / 2 <= low < 1e-11 and high == pytest.approx(1.0)
+    assert ax.lines[0].get_label().endswith("for t <= 2")
+    plt.close(drawn[0])
