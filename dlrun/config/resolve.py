@@ -80,6 +80,27 @@ class LogSettings(Settings):
     batch_every: int = Field(
         50, ge=0, description="with tensorboard: the training loss every n batches (0: none)"
     )
+    train_eval: bool = Field(
+        False,
+        description="at each epoch's end, also evaluate the training set in evaluation mode "
+        "(dropout off, the epoch's final weights): columns train_eval_loss, "
+        "train_eval_accuracy (one more pass over the training set per epoch)",
+    )
+    step_sizes: bool = Field(
+        False,
+        description="the optimizer's steps, from the weights before and after each update: "
+        "columns update_norm (mean ||delta w||) and effective_lr (mean ||delta w|| / ||g||)",
+    )
+    totals: bool = Field(
+        False,
+        description="columns updates (updates so far) and train_seconds (seconds of "
+        "training so far, without the first update, which also loads the compiled kernels)",
+    )
+    every_step: bool = Field(
+        False,
+        description="steps.csv: every update's batch loss and per-layer gradient norms, "
+        "and plots/steps.png (metrics.csv has each epoch's means)",
+    )
 
 
 class RunConfig(Settings):

@@ -11,6 +11,15 @@ though it is fine for many photographs and for clothing.
 ``noise`` alone also works on vector inputs (N, F): noise injection, one of
 the course's regularizers: x + e, e ~ N(0, noise^2).
 
+Two ways to use it (``train.augment.copies``):
+
+- on the fly (``copies: 0``, the default): every training batch is transformed anew,
+  so the network never sees the same example twice;
+- offline (``copies: k``): the course's dataset augmentation. Before training, k
+  transformed copies of every training example are made once and added to the
+  training set (N examples become (k + 1) N); the epochs then go over that fixed,
+  larger set (:func:`augmented_copies`).
+
 Everything random comes from the generator passed in, so a resumed run that
 restores that generator repeats the same augmentations exactly.
 
@@ -27,12 +36,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from dlrun.config.settings import Settings
+from dlrun.data.base import Split
 from dlrun.errors import ConfigError
 from dlrun.kernels.augment import affine_bilinear
 
@@ -57,6 +67,13 @@ class AugmentConfig(Settings):
     hflip: bool = Field(False, description="mirror left-right half of the images")
     noise: float = Field(0.0, ge=0.0, description="std of the Gaussian noise added")
     fill: float = Field(0.0, description="value of pixels that come from outside the image")
+    copies: int = Field(
+        0,
+        ge=0,
+        description="0: transform every batch anew (on the fly); k > 0: make k transformed "
+        "copies of every training example once, before training, and add them to the "
+        "training set (offline dataset augmentation)",
+    )
 
     @model_validator(mode="after")
     def _check_scale(self) -> AugmentConfig:
@@ -156,6 +173,36 @@ def augment(x: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> n
     return out
 
 
+#: Examples transformed at a time when the copies are made (bounds the temporary arrays).
+COPY_CHUNK = 4096
+
+
+def augmented_copies(
+    split: Split, rng: np.random.Generator, config: AugmentConfig, dtype: Any = np.float32
+) -> Split:
+    """Offline dataset augmentation: ``split`` followed by ``config.copies`` transformed
+    copies of it, as one new split of ``dtype`` inputs (scale 1, offset 0).
+
+    x (N, ...) -> (N (k + 1), ...): rows 0..N-1 are the originals (as the network sees
+    them, ``split.take``), rows jN..(j + 1)N - 1 copy j of every example, each drawn
+    once from ``rng`` with :func:`augment`; y is repeated k + 1 times. ``split`` is not
+    changed. With ``copies: 0`` the split comes back as it is.
+    """
+    k = config.copies
+    if k == 0:
+        return split
+    n = len(split)
+    original = split.take(slice(None), dtype)
+    x = np.empty((n * (k + 1), *original.shape[1:]), dtype=original.dtype)
+    x[:n] = original
+    for j in range(1, k + 1):
+        for i in range(0, n, COPY_CHUNK):
+            chunk = original[i : i + COPY_CHUNK]
+            x[j * n + i : j * n + i + len(chunk)] = augment(chunk, rng, config)
+    y = np.concatenate([split.y] * (k + 1))
+    return Split(x, y)
+
+
 def _moving_settings(config: AugmentConfig) -> list[str]:
     """Geometric settings changed from their defaults to something that moves pixels.
 
@@ -226,6 +273,8 @@ def _describe(config: AugmentConfig) -> str:
         parts.append("mirror")
     if config.noise:
         parts.append(f"noise σ={config.noise:g}")
+    if config.copies:
+        parts.append(f"{config.copies} offline cop{'y' if config.copies == 1 else 'ies'} each")
     return ", ".join(parts) or "none"
 
 
@@ -234,6 +283,7 @@ __all__ = [
     "Transforms",
     "augment",
     "augmentation_figure",
+    "augmented_copies",
     "inverse_maps",
     "sample_transforms",
     "transform_images",

@@ -19,7 +19,22 @@ from pathlib import Path
 from typing import Any
 
 THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-CURVE_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+CURVE_KEYS = (
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "seconds",
+    # recorded when the config's log: section asks for them (the sweep figures draw them)
+    "train_eval_loss",
+    "train_eval_accuracy",
+    "updates",
+    "train_seconds",
+    "update_norm",
+    "effective_lr",
+)
 
 
 _stop_requested = False

@@ -199,7 +199,7 @@ def _draw(ex: Any, groups: list[dict[str, Any]], plots_dir: Path) -> list[Path]:
     if pool is None:
         return plots.sweep_curves(groups, plots_dir)
     futures = [pool.submit(figure, groups, plots_dir) for figure in plots.FIGURES]
-    return [f.result() for f in futures]
+    return [p for p in (f.result() for f in futures) if p is not None]  # None: no data for it
 
 
 def _report(

@@ -5,8 +5,11 @@ Metrics of one cell (``metric_value``):
     loss accuracy val_loss val_accuracy test_loss test_accuracy   final values
     best_<metric>          at the best epoch of the run's monitor
     <metric>@k             at epoch k (e.g. loss@5: "after 5 epochs")
-    gap                    accuracy - val_accuracy of the model the run delivers
-                           (the best epoch's when early stopping restored it)
+    gap                    train accuracy - val_accuracy of the model the run delivers
+                           (the best epoch's when early stopping restored it); the train
+                           accuracy is train_eval_accuracy (the training set in evaluation
+                           mode at the epoch's end, ``log.train_eval``) where the run
+                           recorded it, else the running accuracy of the epoch's batches
     sparsity               fraction of weights with |w| < 1e-3
     epochs, seconds        epochs run, seconds of training
     seconds_per_epoch      median seconds of one epoch
@@ -26,6 +29,8 @@ from dlrun.training.callbacks import monitor_mode
 
 DEFAULT_METRICS = ("val_loss", "val_accuracy", "test_accuracy")
 FINAL_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+#: Final values results.csv also has when the runs recorded them (``log.train_eval``).
+OPTIONAL_FINAL_KEYS = ("train_eval_loss", "train_eval_accuracy")
 
 
 def _num(value: Any) -> float | None:
@@ -65,7 +70,8 @@ def metric_value(
         return _num(best.get(metric[5:]))
     if metric == "gap":
         row = best if summary.get("restored_best_epoch") is not None else final
-        acc, val = _num(row.get("accuracy")), _num(row.get("val_accuracy"))
+        acc = _num(row.get("train_eval_accuracy", row.get("accuracy")))
+        val = _num(row.get("val_accuracy"))
         return acc - val if acc is not None and val is not None else None
     if metric in ("sparsity", "epochs"):
         return _num(summary.get(metric))
@@ -100,6 +106,9 @@ def cell_row(sweep: Sweep, cell: Cell, outcome: dict[str, Any] | None) -> dict[s
     row["reason"] = outcome.get("reason", "")
     for key in FINAL_KEYS:
         row[f"final_{key}"] = _num((summary.get("final") or {}).get(key))
+    for key in OPTIONAL_FINAL_KEYS:
+        if key in (summary.get("final") or {}):
+            row[f"final_{key}"] = _num(summary["final"][key])
     for key in FINAL_KEYS[:4]:
         row[f"best_{key}"] = _num((summary.get("best") or {}).get(key))
     row["best_epoch"] = summary.get("best_epoch")
@@ -149,6 +158,11 @@ def aggregate(
             },
             "seconds": _stats([metric_value(o, "seconds") for o in counted]),
             "curves": [o.get("curves") or [] for o in counted],
+            # for the figures, in the order of the curves: how each run ended, where it is
+            # (relative to the sweep's folder, or absolute), and the setting's config
+            "run_statuses": [o["status"] for o in counted],
+            "run_dirs": [o.get("run_dir") for o in counted],
+            "config": cells[0].config,
         }
         if sweep.target is not None:
             reached = [epochs_to_target(o.get("curves") or [], sweep.target) for o in counted]

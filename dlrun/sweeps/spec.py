@@ -55,13 +55,16 @@ SWEEP_KEYS = (
 )
 
 # metrics a table can show (see dlrun.sweeps.results.metric_value)
-_EPOCH_METRIC = r"(val_)?(loss|accuracy)"
+_EPOCH_METRIC = r"(val_|train_eval_)?(loss|accuracy)"
 _METRIC = re.compile(
-    rf"^(best_)?(val_|test_)?(loss|accuracy)$|^{_EPOCH_METRIC}@\d+$"
+    rf"^(best_)?(val_|test_|train_eval_)?(loss|accuracy)$|^{_EPOCH_METRIC}@\d+$"
     r"|^(gap|sparsity|epochs|seconds|seconds_per_epoch|epochs_to_target)$"
+    r"|^(updates|train_seconds|update_norm|effective_lr)$"
 )
 METRIC_FORMS = (
     "loss, accuracy, val_loss, val_accuracy, test_loss, test_accuracy (final values); "
+    "train_eval_loss, train_eval_accuracy, updates, train_seconds, update_norm, "
+    "effective_lr (final values of runs with the log: settings that record them); "
     "best_<metric>; <metric>@<epoch> (e.g. loss@5); gap (train - val accuracy); "
     "sparsity; epochs; seconds; seconds_per_epoch; epochs_to_target"
 )

@@ -9,6 +9,28 @@ Randomness: one seed; independent streams for data, initialisation,
 shuffling, dropout and augmentation. Their states are in every checkpoint,
 with the epoch's sample order and the metric sums of the epoch so far, so a
 resumed run continues exactly where it stopped (same metrics, same weights).
+What the ``log:`` section adds (evaluation of the training set, step sizes, totals) draws
+nothing from them.
+
+metrics.csv, one row per epoch: ``loss`` and ``accuracy`` (the mean over the epoch's
+batches, measured while the weights change), ``val_*`` (the validation set at the
+epoch's end, evaluation mode), ``lr``, ``seconds`` (the epoch's updates, not its
+evaluation) and ``grad_norm/<layer>`` (the mean over the batches of ||dC/dW|| of each
+weight matrix, before clipping, from the input's layer to the output's); and with
+
+- ``log.train_eval``: ``train_eval_loss``, ``train_eval_accuracy``: the training set at
+  the epoch's end in evaluation mode (dropout off; what the regularization gap compares),
+- ``log.totals``: ``updates`` and ``train_seconds`` so far (the first update of a process
+  not timed: it also loads the compiled kernels),
+- ``log.step_sizes``: ``update_norm``, the mean step length ||w_after - w_before|| over
+  all parameters, and ``effective_lr``, the mean of ||w_after - w_before|| / ||g||: the
+  learning rate the optimizer really applied (plain GD: lr; AdaGrad: falling).
+
+``log.every_step`` also keeps every update's loss and gradient norms (steps.csv, see
+:mod:`dlrun.training.step_record`).
+
+A run that diverges in the middle of an epoch gets a last row for the batches before it
+(no validation), so its curves and gradient norms reach the step where it diverged.
 """
 
 from __future__ import annotations
@@ -22,16 +44,19 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.augment import augment
+from dlrun.data.augment import augment, augmented_copies
 from dlrun.data.base import Splits
 from dlrun.data.memory import release_freed_memory, release_pages
 from dlrun.errors import CheckpointError, DlrunError
+from dlrun.kernels.penalties import sum_squares
 from dlrun.nn.network import Network
 from dlrun.nn.targets import Targets
 from dlrun.optim.clipping import apply_clipping
 from dlrun.optim.regularizers import sparsity
 from dlrun.runs import checkpoint
 from dlrun.runs.rundir import RunDir
+from dlrun.runs.steps import FILE as STEPS_FILE
+from dlrun.runs.steps import StepRecord
 from dlrun.training.callbacks import record_grad_through_time
 from dlrun.training.evaluation import evaluate
 from dlrun.training.parts import Parts
@@ -60,7 +85,20 @@ class Trainer:
         self.callbacks = callbacks or []
         tcfg = cfg["train"]
         self.epochs = tcfg["epochs"]
-        n = len(splits.train)
+        log = cfg.get("log") or {}
+        self.train_eval = bool(log.get("train_eval"))
+        self.step_sizes = bool(log.get("step_sizes"))
+        self.totals = bool(log.get("totals"))
+        self.steps = StepRecord(run.path / STEPS_FILE) if log.get("every_step") else None
+        self.timed = False  # the first update of this process is not timed in train_seconds
+        # the set the batches come from: the training set, or (offline augmentation) the
+        # training set and its augmented copies, drawn here, before any checkpoint is read
+        self.train_set = splits.train
+        if parts.augment is not None and parts.augment.copies:
+            self.train_set = augmented_copies(
+                splits.train, streams["augment"], parts.augment, net.dtype
+            )
+        n = len(self.train_set)
         self.batch_size = n if tcfg["batch_size"] == "full" else min(int(tcfg["batch_size"]), n)
         self.n_batches = math.ceil(n / self.batch_size)
         self.targets = Targets(net, splits.task)
@@ -135,6 +173,8 @@ class Trainer:
             for k, g in self.streams.items():
                 g.bit_generator.state = meta["rng"][k]
             self.epoch, self.step, self.batch = position[:3]
+            if self.steps is not None:
+                self.steps.keep_until(self.step)
             self.sums = sums
             self.schedule.load_state_dict(meta["schedule"])
             self.best.load_state_dict(meta["best"])
@@ -184,7 +224,7 @@ class Trainer:
         self.stop_requested = True
 
     def _loop(self) -> None:
-        n = len(self.splits.train)
+        n = len(self.train_set)
         self.progress.start(self.epochs, self.n_batches, self.epoch, self.batch)
         while self.epoch < self.epochs:
             t0 = time.perf_counter()
@@ -197,11 +237,20 @@ class Trainer:
                 self.sums = {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
                 for name, _ in self.weight_layers:
                     self.sums[f"grad_norm/{name}"] = 0.0
+                if self.totals:
+                    self.sums["train_seconds"] = 0.0
+                if self.step_sizes:
+                    self.sums.update(update_norm=0.0, effective_lr=0.0, stepped=0.0)
             outcome = NEXT
             while self.batch < self.n_batches:
+                tb = time.perf_counter()
                 outcome = self._train_batch()
                 if outcome != NEXT:
                     break
+                if self.totals:
+                    if self.timed:
+                        self.sums["train_seconds"] += time.perf_counter() - tb
+                    self.timed = True
                 for callback in self.callbacks:
                     callback(self)
                 if self.stop_requested:
@@ -212,6 +261,9 @@ class Trainer:
                     self.reason = "stopped by Ctrl-C"
                     return
             if outcome == STOP:
+                if self.batch > 0:  # diverged mid-epoch: a row for the batches before it
+                    self.sums["seconds"] += time.perf_counter() - t0
+                    self._partial_row()
                 return
             if outcome == ROLLED_BACK:
                 continue  # at the last checkpoint's position, which may be mid-epoch
@@ -234,9 +286,9 @@ class Trainer:
         """One update: NEXT, or STOP (diverged), or ROLLED_BACK (to the last checkpoint)."""
         net, b = self.net, self.batch
         idx = self.perm[b * self.batch_size : (b + 1) * self.batch_size]
-        x = self.splits.train.take(idx, net.dtype)
-        y = self.splits.train.y[idx]
-        if self.parts.augment is not None:
+        x = self.train_set.take(idx, net.dtype)
+        y = self.train_set.y[idx]
+        if self.parts.augment is not None and not self.parts.augment.copies:
             x = augment(x, self.streams["augment"], self.parts.augment)
         lr = self.schedule.lr(self.epoch, self.step) * self.lr_scale
         value, out = net.train_step_grads(x, self.targets.encode(y))
@@ -246,11 +298,16 @@ class Trainer:
         # one float64 pass over every gradient: NaN or inf anywhere makes the sum non-finite
         squares = net.grad_sum_squares().tolist()  # a few floats: summed in Python
         norms = [math.sqrt(squares[i]) for _, i in self.weight_layers]
+        if self.steps is not None:
+            self._record_step(value, norms)
         if not (math.isfinite(value) and math.isfinite(sum(squares))):
             return self._diverged(value, x)
         if self.parts.clip is not None:
             apply_clipping(self.parts.clip, [layer.grads[k] for layer, k, _ in net.param_items()])
+        before = net.params.copy() if self.step_sizes else None
         self.optimizer.step(net.params, net.grads, lr)
+        if before is not None:
+            self._measure_step(before)
         rows = math.prod(out.shape[:-1])
         self.sums["loss"] += value * rows
         self.sums["count"] += rows
@@ -262,6 +319,25 @@ class Trainer:
         self.batch += 1
         self.progress.batch(value, self.sums)
         return NEXT
+
+    def _record_step(self, loss: float, norms: list[float]) -> None:
+        """steps.csv's row of the update about to be made (``log.every_step``)."""
+        row: dict[str, Any] = {"step": self.step + 1, "epoch": self.epoch + 1, "loss": loss}
+        for (name, _), v in zip(self.weight_layers, norms):
+            row[f"grad_norm/{name}"] = v
+        self.steps.add(row)
+
+    def _measure_step(self, before: np.ndarray) -> None:
+        """Add this update's ||delta w|| and ||delta w|| / ||g|| to the epoch's sums
+        (``before``: the parameters before the update; overwritten). g is the gradient the
+        optimizer was given (penalties added, clipped)."""
+        np.subtract(self.net.params, before, out=before)
+        step = math.sqrt(sum_squares(before))
+        grad = math.sqrt(sum_squares(self.net.grads))
+        self.sums["update_norm"] += step
+        if grad > 0.0:  # a zero gradient has no rate (a perceptron with no mistakes)
+            self.sums["effective_lr"] += step / grad
+            self.sums["stepped"] += 1.0
 
     def _where_nonfinite(self, x: np.ndarray) -> str:
         """The first layer whose output or gradient is not finite."""
@@ -304,22 +380,14 @@ class Trainer:
     def _end_epoch(self) -> str:
         """Metrics of the finished epoch, checkpoints; NEXT, or the divergence policy's
         outcome when the weights or the validation loss are no longer finite."""
-        s = self.sums
-        metrics: dict[str, Any] = {"epoch": self.epoch + 1, "loss": s["loss"] / max(s["count"], 1)}
-        if self.targets.task == "classification":
-            metrics["accuracy"] = s["correct"] / max(s["count"], 1)
-        if self.splits.val is not None:
-            for k, v in evaluate(self.net, self.splits.val, self.targets).items():
-                metrics[f"val_{k}"] = v
-        metrics["lr"] = self.schedule.lr(self.epoch, max(self.step - 1, 0)) * self.lr_scale
-        metrics["seconds"] = s["seconds"]
-        for name, _ in self.weight_layers:
-            metrics[f"grad_norm/{name}"] = s[f"grad_norm/{name}"] / max(self.n_batches, 1)
+        metrics = self._row(evaluated=True)
         problem = self._nonfinite_epoch(metrics)
         if problem and self._diverge(problem) == ROLLED_BACK:
             return ROLLED_BACK
         self.rows = [r for r in self.rows if r["epoch"] <= self.epoch] + [metrics]
         self.run.write_metrics(self.rows)
+        if self.steps is not None:
+            self.steps.flush()
         self._notify("epoch_end", metrics)
         if problem:  # diverged: the epoch's row shows where; no checkpoint is written
             self.epoch += 1
@@ -336,6 +404,42 @@ class Trainer:
             self.save("last.npz")
         self.progress.epoch(metrics)
         return NEXT
+
+    def _row(self, evaluated: bool) -> dict[str, Any]:
+        """The metrics.csv row of the epoch in progress, from its sums over the batches done
+        (all of them at the epoch's end); ``evaluated``: with the end-of-epoch evaluations
+        (validation set, and the training set with ``log.train_eval``)."""
+        s, batches = self.sums, max(self.batch, 1)
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "loss": s["loss"] / max(s["count"], 1)}
+        if self.targets.task == "classification":
+            row["accuracy"] = s["correct"] / max(s["count"], 1)
+        if evaluated and self.train_eval:  # evaluation mode: no random stream is drawn from
+            for k, v in evaluate(self.net, self.splits.train, self.targets).items():
+                row[f"train_eval_{k}"] = v
+        if evaluated and self.splits.val is not None:
+            for k, v in evaluate(self.net, self.splits.val, self.targets).items():
+                row[f"val_{k}"] = v
+        row["lr"] = self.schedule.lr(self.epoch, max(self.step - 1, 0)) * self.lr_scale
+        row["seconds"] = s["seconds"]
+        if self.totals:
+            before = next((r for r in self.rows if r["epoch"] == self.epoch), {})
+            row["updates"] = self.step
+            row["train_seconds"] = before.get("train_seconds", 0.0) + s.get("train_seconds", 0.0)
+        if self.step_sizes:
+            row["update_norm"] = s.get("update_norm", 0.0) / batches
+            stepped = s.get("stepped", 0.0)
+            row["effective_lr"] = s.get("effective_lr", 0.0) / stepped if stepped else math.nan
+        for name, _ in self.weight_layers:
+            row[f"grad_norm/{name}"] = s[f"grad_norm/{name}"] / batches
+        return row
+
+    def _partial_row(self) -> None:
+        """The last row of a run that diverged in the middle of an epoch: the means over
+        the batches before the one that diverged, no evaluation (the weights are those of
+        a run on its way to overflow)."""
+        self.rows = [r for r in self.rows if r["epoch"] <= self.epoch] + [self._row(False)]
+        self.run.write_metrics(self.rows)
+        self._notify("epoch_end", self.rows[-1])
 
     def _nonfinite_epoch(self, metrics: dict[str, Any]) -> str:
         """Why this epoch's end is divergence ("" if it is not): parameters that are no
@@ -391,6 +495,7 @@ class Trainer:
         # the training set is not needed any more: freed before the test set is read and
         # matplotlib is imported, so neither adds to the run's peak memory
         self.splits = self.splits.for_figures()
+        self.train_set = self.splits.train
         release_freed_memory()
         if self.status in ("completed", "interrupted") and self.splits.test is not None:
             for k, v in evaluate(self.net, self.splits.test, self.targets).items():
@@ -403,12 +508,18 @@ class Trainer:
         summary["best"] = dict(best_row) if best_row else {}
         summary["rollbacks"] = self.rollbacks
         self.run.write_summary(summary)
+        if self.steps is not None:
+            self.steps.flush()  # the epoch in progress: a stop, a divergence, Ctrl-C
         self._notify("run_end", summary)
         self.run.log(f"status {self.status}{': ' + self.reason if self.reason else ''}")
         try:
             from dlrun.runs import plots  # matplotlib: imported once the training set is freed
 
             plots.run_plots(self.run, self.net, self.splits, self.targets, self.parts.augment)
+            if self.steps is not None and self.steps.path.is_file():
+                from dlrun.runs.steps_plot import steps_figure
+
+                steps_figure(self.steps.path, self.run.plots / "steps.png", self.cfg, self.status)
         except Exception as exc:  # a plot must never lose a run
             self.run.log(f"plots failed: {type(exc).__name__}: {exc}")
         return summary

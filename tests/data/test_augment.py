@@ -13,9 +13,11 @@ from dlrun.data.augment import (
     Transforms,
     augment,
     augmentation_figure,
+    augmented_copies,
     sample_transforms,
     transform_images,
 )
+from dlrun.data.base import Split
 from dlrun.errors import ConfigError
 
 IDENTITY = dict(rotation=0, scale=(1, 1), translate=0, hflip=False, noise=0)
@@ -211,3 +213,40 @@ def test_figure_written(tmp_path: Path) -> None:
         vectors, np.random.default_rng(0), AugmentConfig(noise=0.1), tmp_path / "plots" / "v.png"
     )
     assert path.stat().st_size > 1000
+
+
+# --------------------------------------------------------------------------- offline copies
+def test_offline_copies_are_the_originals_then_k_augmented_copies():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3)).astype(np.float32)
+    y = rng.integers(0, 2, 50)
+    config = AugmentConfig(noise=0.2, copies=3)
+    out = augmented_copies(Split(x, y), np.random.default_rng(1), config)
+    assert out.x.shape == (200, 3) and out.x.dtype == np.float32
+    np.testing.assert_array_equal(out.x[:50], x)
+    np.testing.assert_array_equal(out.y, np.tile(y, 4))
+    noise = out.x[50:].reshape(3, 50, 3) - x
+    assert not np.allclose(noise[0], noise[1])  # each copy drawn anew
+    assert noise.std() == pytest.approx(0.2, rel=0.1) and abs(noise.mean()) < 0.03
+    # the same generator state gives the same copies (a resumed run draws them again)
+    again = augmented_copies(Split(x, y), np.random.default_rng(1), config)
+    np.testing.assert_array_equal(again.x, out.x)
+
+
+def test_offline_copies_read_stored_pixels_as_the_network_sees_them():
+    """A split of uint8 pixels with a scale: originals and copies are floats in [0, 1]."""
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, size=(6, 1, 8, 8), dtype=np.uint8)
+    split = Split(pixels, np.arange(6), scale=1 / 255)
+    config = AugmentConfig(
+        rotation=0, scale=(1, 1), translate=1, translate_units="pixels", copies=2
+    )
+    out = augmented_copies(split, np.random.default_rng(3), config)
+    assert out.x.shape == (18, 1, 8, 8) and out.scale == 1.0
+    np.testing.assert_allclose(out.x[:6], pixels / 255, rtol=1e-6)
+    assert out.x.max() <= 1.0 and not np.allclose(out.x[6:12], out.x[:6])
+
+
+def test_no_copies_leaves_the_split_as_it_is():
+    split = Split(np.zeros((4, 2), np.float32), np.zeros(4, int))
+    assert augmented_copies(split, np.random.default_rng(0), AugmentConfig(noise=0.1)) is split

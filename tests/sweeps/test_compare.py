@@ -14,6 +14,7 @@ import pytest
 
 import dlrun.sweeps.executors as executors
 from dlrun.errors import ConfigError
+from dlrun.runs.rundir import RunDir
 from dlrun.sweeps.compare import compare
 from dlrun.sweeps.executors import LocalPool, cores, threads_per_job
 from dlrun.sweeps.results import aggregate, epochs_to_target, metric_value
@@ -429,15 +430,26 @@ def _outcomes(result):
     return [(c.values, index[c.hash]["outcome"]) for c in result.sweep.cells]
 
 
-def _check_optimizers(result):
+def _check_optimizers(result, adagrad_falls_to=0.7):
+    """All nine lower the loss; the effective learning rate ||delta w|| / ||g|| (log.step_sizes)
+    is plain GD's lr, falls for AdaGrad (its sum of squared gradients only grows) and does
+    not fall the same way for Adam (a moving average: it loses a quarter or less)."""
     from dlrun.config.registry import optimizers
 
     groups = _groups(result, "optimizer.name")
     assert set(groups) == set(optimizers.names())  # all nine
+    rates = {}
     for values, outcome in _outcomes(result):
         assert outcome["status"] == "completed", values
         first, last = outcome["curves"][0]["loss"], outcome["curves"][-1]["loss"]
         assert last < first and last < math.log(3), (values, first, last)
+        rates[values["optimizer.name"]] = [r["effective_lr"] for r in outcome["curves"]]
+    assert rates["gd"] == pytest.approx([0.1] * len(rates["gd"]), rel=1e-4)
+    adagrad = rates["adagrad"][-1] / rates["adagrad"][0]
+    assert adagrad < adagrad_falls_to and max(rates["adagrad"][1:]) < rates["adagrad"][0]
+    adam = rates["adam"][-1] / rates["adam"][0]
+    assert adam > 0.5 and adam > adagrad
+    assert (result.sweep_dir / "plots" / "step_sizes.png").stat().st_size > 10_000
 
 
 def test_optimizers_sweep_all_nine_complete_and_lower_the_loss(runs_dir):
@@ -455,33 +467,47 @@ def test_optimizers_sweep_all_nine_complete_and_lower_the_loss(runs_dir):
 @pytest.mark.slow
 def test_optimizers_sweep_full_size(runs_dir):
     result = compare(SWEEPS / "optimizers.yaml", runs_dir=runs_dir, jobs=2)
-    _check_optimizers(result)
+    _check_optimizers(result, adagrad_falls_to=0.25)  # 20 epochs: a quarter or less
     for g in result.groups:
         assert g["metrics"]["val_accuracy"]["mean"] > 0.85, g["label"]
 
 
 def _check_gd_variants(result, n_train):
-    """Per epoch, the variants differ in their number of updates (1, n / 32 and n), and more
-    updates per epoch give a lower loss. Per second they are compared on the measured
-    seconds per epoch, which the sweep reports and plots; which variant is faster per
-    second is a measurement of a machine, for a benchmark, not for a test."""
-    groups = _groups(result, "train.batch_size")
-    full, sgd, mini = groups["full"], groups["1"], groups["32"]
-    for k in ("loss@1", "loss@5"):
-        # per epoch: more updates per epoch, lower loss
-        assert sgd["metrics"][k]["mean"] < mini["metrics"][k]["mean"] < full["metrics"][k]["mean"]
-    updates = {"full": 1, "32": math.ceil(n_train / 32), "1": n_train}
+    """One budget of gradient evaluations (20 epochs each), each variant at its own rate:
+    per epoch stochastic GD learns most and batch GD least; per update batch GD learns most;
+    stochastic GD's updates are the noisiest. Which is fastest per second is measured and
+    drawn (budget.png) but not asserted: it is a measurement of a machine."""
+    from dlrun.runs.steps import read_steps
+
+    groups = _groups(result, "variant")
+    batch, sgd, mini = groups["batch"], groups["stochastic"], groups["mini_batch"]
+    for k in ("train_eval_loss@1", "train_eval_loss@5"):
+        # per epoch: more updates from the same samples, lower loss
+        assert sgd["metrics"][k]["mean"] < mini["metrics"][k]["mean"] < batch["metrics"][k]["mean"]
+    per_epoch = {"batch": 1, "mini_batch": math.ceil(n_train / 32), "stochastic": n_train}
+    spread = {}
     for values, outcome in _outcomes(result):
-        s = outcome["summary"]
-        assert outcome["status"] == "completed" and s["epochs"] == 10, values
-        assert s["steps"] == 10 * updates[str(values["train.batch_size"])], (values, s["steps"])
-    for g in groups.values():
-        seconds = g["metrics"]["seconds_per_epoch"]
-        assert seconds["n"] == g["metrics"]["loss"]["n"] and seconds["mean"] > 0, g["label"]
-    assert (result.sweep_dir / "plots" / "curves_time.png").stat().st_size > 10_000
+        variant, s = values["variant"], outcome["summary"]
+        assert outcome["status"] == "completed" and s["epochs"] == 20, values
+        assert s["steps"] == 20 * per_epoch[variant], (values, s["steps"])
+        assert [r["updates"] for r in outcome["curves"]] == [
+            per_epoch[variant] * e for e in range(1, 21)
+        ]
+        _, steps = read_steps(result.sweep_dir / outcome["run_dir"] / "steps.csv")
+        last = np.log([st["loss"] for st in steps if st["epoch"] >= 16])
+        spread[variant] = float(np.std(last))  # batch losses of the last 5 epochs
+    # per update: at one epoch of mini-batches' updates, batch GD's loss is the lower
+    k = per_epoch["mini_batch"]
+    at_k = [c[k - 1]["train_eval_loss"] for c in batch["curves"]]
+    after_one_epoch = [c[0]["train_eval_loss"] for c in mini["curves"]]
+    assert np.mean(at_k) < np.mean(after_one_epoch)
+    # noise: one example's loss varies most from update to update
+    assert spread["stochastic"] > 2 * spread["mini_batch"] > 2 * spread["batch"]
+    plots = result.sweep_dir / "plots"
+    assert (plots / "budget.png").stat().st_size > 10_000
 
 
-def test_gd_variants_compared_per_epoch_and_per_second(runs_dir):
+def test_gd_variants_compared_per_epoch_per_update_and_per_second(runs_dir):
     result = compare(
         SWEEPS / "gd_variants.yaml", runs_dir=runs_dir, seeds=1, overrides=["data.n=600"], jobs=2
     )
@@ -492,16 +518,35 @@ def test_gd_variants_compared_per_epoch_and_per_second(runs_dir):
 def test_gd_variants_full_size(runs_dir):
     result = compare(SWEEPS / "gd_variants.yaml", runs_dir=runs_dir, jobs=2)
     _check_gd_variants(result, n_train=600)
+    groups = _groups(result, "variant")
+    # per second (a machine's measurement, with a margin of ten on this problem): mini-batch
+    # GD ends its budget at a lower loss than stochastic GD reaches in the same seconds
+    mini = groups["mini_batch"]
+    for sgd_rows, mini_rows in zip(groups["stochastic"]["curves"], mini["curves"]):
+        spent = mini_rows[-1]["train_seconds"]
+        reached = [r["train_eval_loss"] for r in sgd_rows if r["train_seconds"] <= spent]
+        assert mini_rows[-1]["train_eval_loss"] < min(reached, default=math.inf)
 
 
 def _check_regularization(result):
+    """The gap (train accuracy in evaluation mode - val accuracy) of the unregularized
+    network is the largest; L1 zeroes more weights than L2; dataset augmentation (offline,
+    10 x the points for a tenth of the epochs) makes as many updates as the others."""
     groups = _groups(result, "variant")
     baseline = groups["none"]["metrics"]["gap"]["mean"]
     assert baseline > 0.1  # the unregularized network overfits
-    for name in ("l1", "l2", "dropout", "early_stopping"):
+    for name in ("l1", "l2", "dropout", "early_stopping", "augmentation"):
         assert groups[name]["metrics"]["gap"]["mean"] < baseline, name
     assert groups["l1"]["metrics"]["sparsity"]["mean"] > groups["l2"]["metrics"]["sparsity"]["mean"]
     assert groups["early_stopping"]["metrics"]["epochs"]["mean"] < 150
+    for values, outcome in _outcomes(result):
+        s = outcome["summary"]
+        row = s["best"] if s.get("restored_best_epoch") is not None else s["final"]
+        gap = row["train_eval_accuracy"] - row["val_accuracy"]
+        assert metric_value(outcome, "gap") == pytest.approx(gap), values
+        if values["variant"] != "early_stopping":
+            assert s["steps"] == 1200, values  # 150 epochs of 8 batches, or 15 of 80
+    assert (result.sweep_dir / "plots" / "weights.png").stat().st_size > 10_000
 
 
 def test_regularization_narrows_the_generalization_gap(runs_dir):
@@ -515,21 +560,60 @@ def test_regularization_full_size(runs_dir):
 
 
 def _check_clipping(result):
+    """Every run's gradient grows layer by layer towards the input in epoch 1 (norms before
+    clipping); without clipping each run diverges, and still has its curves, its epoch of
+    divergence and its figures; each way of clipping trains the network."""
     for values, outcome in _outcomes(result):
+        run = RunDir(result.sweep_dir / outcome["run_dir"])
+        rows = run.metrics()
+        norms = [rows[0][f"grad_norm/dense_{i}"] for i in range(1, 12)]  # the hidden layers
+        assert norms[0] > 10 * norms[-1], (values, norms)
+        assert sum(b > a for a, b in zip(norms, norms[1:])) <= 2, (values, norms)
+        for name in ("curves.png", "grad_norms.png", "steps.png"):
+            assert (run.plots / name).is_file(), (values, name)
         if values["variant"] == "no_clip":
             assert outcome["status"] == "diverged" and "non-finite" in outcome["reason"]
+            assert rows[-1]["epoch"] == outcome["summary"]["epochs"] + 1  # where it diverged
         else:
             assert outcome["status"] == "completed"
-            # a trained fit of sin(x): far below the 0.25 of always answering 0
-            assert outcome["summary"]["final"]["val_loss"] < 0.08, values
+            # a trained fit of sin(x): below the 0.25 of always answering the mean
+            assert outcome["summary"]["final"]["val_loss"] < 0.15, values
+    assert (result.sweep_dir / "plots" / "curves.png").stat().st_size > 10_000
 
 
 def test_exploding_gradients_diverge_without_clipping_and_train_with_it(runs_dir):
-    result = compare(SWEEPS / "clipping.yaml", runs_dir=runs_dir, seeds=1)
+    result = compare(SWEEPS / "clipping.yaml", runs_dir=runs_dir, seeds=1, jobs=2)
     _check_clipping(result)
     assert result.ok  # a diverged run is a result of the sweep, not a failure
 
 
 @pytest.mark.slow
 def test_exploding_clip_full_size(runs_dir):
-    _check_clipping(compare(SWEEPS / "clipping.yaml", runs_dir=runs_dir))
+    _check_clipping(compare(SWEEPS / "clipping.yaml", runs_dir=runs_dir, jobs=2))
+
+
+@pytest.mark.slow
+def test_it_is_the_product_over_the_layers_that_explodes(runs_dir):
+    """The unclipped step of exploding_clip.yaml trains the same large weights in 2 hidden
+    layers, and 12 hidden layers with He's weights: neither compounds a factor > 1."""
+    from dlrun.config.loading import load_yaml
+
+    base = load_yaml(CONFIGS / "exploding_clip.yaml")
+    base["train"]["clip"] = None
+    shallow = json.loads(json.dumps(base))
+    shallow["model"]["layers"] = base["model"]["layers"][:2] + base["model"]["layers"][-1:]
+    he = json.loads(json.dumps(base))
+    he["model"]["init"] = "he_normal"
+    sweep = {
+        "name": "controls",
+        "base": base,
+        "seeds": 3,
+        "variants": {
+            "shallow_large": {"model": shallow["model"]},
+            "deep_he": {"model": he["model"]},
+        },
+    }
+    result = compare(sweep, runs_dir=runs_dir, jobs=2)
+    for values, outcome in _outcomes(result):
+        assert outcome["status"] == "completed", values
+        assert outcome["summary"]["final"]["val_loss"] < 0.05, values
