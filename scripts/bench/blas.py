@@ -120,6 +120,30 @@ def epoch_products(net, samples: int, batch: int) -> list[Product]:
     return batch_products(net, batch, full) + (batch_products(net, last, 1) if last else [])
 
 
+def epoch_floor(path: str, shape: tuple[int, ...], samples: int, overrides=()) -> dict:
+    """Seconds of an epoch's products alone for the config at ``path``: per library, as
+    dlrun chooses (``chosen``) and with the faster library per shape (``best``)."""
+    from dlrun.kernels import blas, blas_choice, blas_libs
+
+    blas.available()
+    libs = [lib.code for lib in blas_libs.loaded()]
+    cfg = config(path, list(overrides))
+    net = network(cfg, shape, 10)
+    dtype = np.dtype(cfg["dtype"])
+    floors = {key: 0.0 for key in (*(blas_libs.NAMES[c] for c in libs), "chosen", "best")}
+    timed: dict[tuple, dict[str, float]] = {}
+    for p in epoch_products(net, samples, cfg["train"]["batch_size"]):
+        key = (p.m, p.k, p.n, p.ta, p.tb)
+        if key not in timed:
+            timed[key] = blas_choice.measure(*key, dtype, libs)
+        seconds = timed[key]
+        for lib, t in seconds.items():
+            floors[lib] += p.calls * t
+        floors["chosen"] += p.calls * seconds[blas_choice.decide(*key, dtype).lib]
+        floors["best"] += p.calls * min(seconds.values())
+    return floors
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser("blas", __doc__)
     parser.add_argument("kinds", nargs="*", metavar="mlp|cnn|lstm", help="default: all three")

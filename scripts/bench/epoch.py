@@ -148,6 +148,15 @@ def main(argv: list[str] | None = None) -> int:
             f"(target <= {t_ratio}), memory {med['dlrun']['peak_mib'] / med['torch']['peak_mib']:.2f} "
             f"(target <= {m_ratio}); per round: {listed(paired)}"
         )
+    from .blas import epoch_floor
+
+    shape = {"cnn": (1, 28, 28), "lstm": (28, 28)}[args.kind]
+    floors = epoch_floor(CONFIGS[args.kind], shape, samples, args.set)
+    line = f"products alone (bench.py blas), as dlrun chooses: {floors['chosen']:.2f} s"
+    if "torch" in med:
+        line += f" = {floors['chosen'] / med['torch']['seconds']:.2f} of torch's epoch"
+    others = ", ".join(f"{k} {v:.2f} s" for k, v in floors.items() if k not in ("chosen",))
+    print(f"{line} ({others}; {machine(load_only=True)})")
     if eval_target:
         print(f"test evaluation: {med['dlrun']['eval_s']:.2f} s (target <= {eval_target})")
     return 0
