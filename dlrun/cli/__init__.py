@@ -47,6 +47,7 @@ for _command in (
     "list",
     "plot",
     "plot_runs",
+    "plot_weights",
     "runs",
     "sample",
     "schema",

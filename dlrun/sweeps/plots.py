@@ -375,12 +375,22 @@ def _run_path(folder: Path, run_dir: str | None) -> Path | None:
     return path if path.is_absolute() else Path(folder).parent / path
 
 
-def final_weights(folder: Path, group: dict[str, Any]) -> np.ndarray:
-    """Every weight matrix entry (W, not biases) of the setting's runs, seeds pooled, as
-    each run delivers it: best.npz when early stopping restored it, else last.npz."""
-    from dlrun.errors import DlrunError
+def delivered_weights(run_dir: Path) -> np.ndarray:
+    """Every weight matrix entry (W, not biases) of a run, as the run delivers it: best.npz
+    when early stopping restored it, else last.npz. A DlrunError if it has neither."""
     from dlrun.runs.checkpoint import load_params
     from dlrun.runs.rundir import RunDir
+
+    restored = RunDir(Path(run_dir)).summary().get("restored_best_epoch") is not None
+    params = load_params(Path(run_dir) / "checkpoints" / ("best.npz" if restored else "last.npz"))
+    found = [v.ravel() for k, v in params.items() if k.endswith(".W")]
+    return np.concatenate(found) if found else np.empty(0)
+
+
+def final_weights(folder: Path, group: dict[str, Any]) -> np.ndarray:
+    """The delivered weights of a setting's runs, seeds pooled (runs that cannot be read
+    are left out)."""
+    from dlrun.errors import DlrunError
 
     found = []
     for run_dir in group.get("run_dirs") or []:
@@ -388,49 +398,61 @@ def final_weights(folder: Path, group: dict[str, Any]) -> np.ndarray:
         if path is None:
             continue
         try:
-            restored = RunDir(path).summary().get("restored_best_epoch") is not None
-            name = "best.npz" if restored else "last.npz"
-            params = load_params(path / "checkpoints" / name)
+            found.append(delivered_weights(path))
         except (DlrunError, OSError, ValueError):
             continue
-        found += [v.ravel() for k, v in params.items() if k.endswith(".W")]
     return np.concatenate(found) if found else np.empty(0)
 
 
-def weights(groups: list[dict[str, Any]], folder: Path) -> Path | None:
-    """weights.png: a histogram of each setting's final weights (log count axis), with the
-    fraction of |w| < 1e-3; drawn for sweeps where some setting has a regularizer."""
-    if not any((g.get("config") or {}).get("regularizers") for g in groups):
-        return None
-    from dlrun.runs.figure import plt, save
+#: |w| below this counts as zero in the histograms' titles (as ``sparsity`` counts it).
+NEAR_ZERO = 1e-3
 
-    data = [(g, final_weights(folder, g)) for g in groups]
-    data = [(g, w) for g, w in data if w.size]
-    if not data:
-        return None
-    limit = max(float(np.percentile(np.abs(w), 99.5)) for _, w in data) or 1.0
+
+def weight_histograms(panels: list[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
+    """One histogram of weights per (label, weights) panel, log count axes, a common x range
+    (the 99.5th percentile of |w|; the rest drawn at the edges); each title gives the
+    fraction of |w| < NEAR_ZERO."""
+    from dlrun.runs.figure import log_y, plt, save
+
+    limit = max(float(np.percentile(np.abs(w), 99.5)) for _, w in panels) or 1.0
     bins = np.linspace(-limit, limit, 81)
-    cols = min(3, len(data))
-    rows = -(-len(data) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.2 * rows), squeeze=False)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.1, top=0.86, wspace=0.25, hspace=0.55)
-    fig.suptitle(
-        f"sweep {sweep_name(folder)}: the final weights of every layer's W (seeds pooled); "
-        "L1 puts most at 0, L2 shrinks them all",
-        fontsize=10,
-    )
-    for ax, (g, w) in zip(axes.ravel(), data):
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    height = 3.3 * rows + 0.6
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, height), squeeze=False)
+    fig.subplots_adjust(  # in inches: room for a suptitle and two-line panel titles
+        left=0.75 / (4.4 * cols), right=0.98, bottom=0.55 / height, top=1 - 1.0 / height,
+        wspace=0.25, hspace=0.9 / 3.3,
+    )  # fmt: skip
+    fig.suptitle(title, fontsize=10)
+    for ax, (label, w) in zip(axes.ravel(), panels):
         ax.hist(np.clip(w, -limit, limit), bins=bins, color="tab:blue", alpha=0.8)
-        ax.set_yscale("log")
-        near = float(np.mean(np.abs(w) < 1e-3))
-        ax.set_title(f"{g['label']}: {near:.0%} of |w| < 1e-3", fontsize=9)
+        log_y(ax)
+        near = float(np.mean(np.abs(w) < NEAR_ZERO))
+        ax.set_title(f"{label}: {near:.0%} of |w| < {NEAR_ZERO:g}", fontsize=9)
         ax.set_xlabel(f"w (|w| > {limit:.2g} drawn at the edges)")
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel("count (log)")
-    for ax in axes.ravel()[len(data) :]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
-    return save(fig, Path(folder) / "weights.png", tight=False)
+    return save(fig, Path(path), tight=False)
+
+
+def weights(groups: list[dict[str, Any]], folder: Path) -> Path | None:
+    """weights.png: a histogram of each setting's final weights, seeds pooled; drawn for
+    sweeps where some setting has a regularizer."""
+    if not any((g.get("config") or {}).get("regularizers") for g in groups):
+        return None
+    panels = [(g["label"], final_weights(folder, g)) for g in groups]
+    panels = [(label, w) for label, w in panels if w.size]
+    if not panels:
+        return None
+    title = (
+        f"sweep {sweep_name(folder)}: the final weights of every layer's W (seeds pooled); "
+        "L1 puts most at 0, L2 shrinks them all"
+    )
+    return weight_histograms(panels, Path(folder) / "weights.png", title)
 
 
 FIGURES = (curves_by_epoch, curves_by_time, curves_by_budget, step_sizes, weights)

@@ -143,7 +143,7 @@ def test_the_weight_histograms_read_each_runs_final_weights(runs_dir, captured):
     assert float(np.mean(np.abs(weights) < 1e-3)) == pytest.approx(l1.summary["sparsity"])
     plots.weights(groups, folder)
     titles = [ax.get_title() for ax in captured["weights.png"].axes if ax.get_visible()]
-    assert titles[0] == f"l1: {l1.summary['sparsity']:.0%} of |w| < 1e-3"
+    assert titles[0] == f"l1: {l1.summary['sparsity']:.0%} of |w| < 0.001"
     assert titles[1].startswith("none: ")
 
 
