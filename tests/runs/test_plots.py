@@ -96,6 +96,16 @@ def test_curves_draw_the_levels_and_pick_the_scale(monkeypatch):
     }
     assert ax.get_yscale() == "log"  # 0.1 down to 0.0014: more than 30x
     assert "quadratic cost" in ax.get_ylabel() and drawn[-1].get_suptitle() == "run\nfacts"
+    evaluated = [
+        {"epoch": e, "loss": 0.3, "train_eval_loss": 0.2, "val_loss": 0.25} for e in (1, 2)
+    ]
+    P.curves(evaluated, None)
+    labels = [line.get_label() for line in drawn[-1].axes[0].lines]
+    assert labels == [
+        "train (mean over the epoch's batches)",
+        "train (end of epoch)",  # log.train_eval: the training set in evaluation mode
+        "validation (end of epoch)",
+    ]
     flat = [{"epoch": e, "loss": 0.69 + 0.001 * e, "accuracy": 0.5} for e in (1, 2, 3)]
     P.curves(flat, None)
     loss_ax, acc_ax = drawn[-1].axes
