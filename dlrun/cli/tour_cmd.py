@@ -18,13 +18,21 @@ def tour(
     ),
     configs: Path = typer.Option(Path("configs"), "--configs", help="The shipped configs."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the runs go."),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        help="Threads for Numba kernels and BLAS (default: $DLRUN_THREADS, else all cores; "
+        "on a busy machine 1 is often fastest).",
+    ),
 ) -> None:
     """Run the course's lessons in order, draw the pictures of docs/course.md and check its
     numbers: exit code 1 if any number falls outside the range the tour promises."""
     from dlrun.errors import ConfigError
+    from dlrun.runs.threads import check_threads, default_threads, set_threads
     from dlrun.tour.run import run_tour
 
     with handle_errors():
+        set_threads(check_threads(threads) if threads is not None else default_threads())
         try:
             only = [int(s) for s in sections.split(",") if s.strip()]
         except ValueError:

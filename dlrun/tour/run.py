@@ -32,12 +32,13 @@ def run_tour(
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(runs_dir) / f"tour-{time.strftime('%Y%m%d-%H%M%S')}"
     result = TourResult(out)
+    shared: dict = {}
     for number, name, lesson in LESSONS:
         if only and number not in only:
             continue
         say(f"{number}. {name}")
         started = time.perf_counter()
-        tour = Tour(configs, runs, out, f"{number:02d}-{name}", say)
+        tour = Tour(configs, runs, out, f"{number:02d}-{name}", say, shared)
         lesson(tour)
         result.numbers += tour.numbers
         result.pictures += tour.pictures

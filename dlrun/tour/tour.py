@@ -61,12 +61,26 @@ class Tour:
     """
 
     def __init__(
-        self, configs: Path, runs_dir: Path, out: Path, lesson: str, say: Callable[[str], None]
+        self,
+        configs: Path,
+        runs_dir: Path,
+        out: Path,
+        lesson: str,
+        say: Callable[[str], None],
+        shared: dict[str, Any] | None = None,
     ) -> None:
         self.configs, self.runs_dir, self.out = Path(configs), Path(runs_dir), Path(out)
         self.lesson, self.say = lesson, say
         self.numbers: list[Number] = []
         self.pictures: list[Path] = []
+        self.shared = {} if shared is None else shared  # runs that later lessons reuse
+
+    def once(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()`` the first time a lesson of this tour asks for ``key``, the same result
+        after that (lesson 12 draws the RNN of lesson 11 beside its LSTM)."""
+        if key not in self.shared:
+            self.shared[key] = make()
+        return self.shared[key]
 
     # ----------------------------------------------------------------- experiments
     def config(self, name: str) -> Path:
