@@ -616,4 +616,6 @@ def test_it_is_the_product_over_the_layers_that_explodes(runs_dir):
     result = compare(sweep, runs_dir=runs_dir, jobs=2)
     for values, outcome in _outcomes(result):
         assert outcome["status"] == "completed", values
-        assert outcome["summary"]["final"]["val_loss"] < 0.05, values
+        # trained: far below the 0.25 of always answering the mean (seeds 0-2: 0.002-0.005
+        # with 2 large layers, 0.03-0.05 with 12 He layers)
+        assert outcome["summary"]["final"]["val_loss"] < 0.1, values
