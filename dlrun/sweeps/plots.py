@@ -422,7 +422,7 @@ def weight_histograms(panels: list[tuple[str, np.ndarray]], path: Path, title: s
     fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, height), squeeze=False)
     fig.subplots_adjust(  # in inches: room for a suptitle and two-line panel titles
         left=0.75 / (4.4 * cols), right=0.98, bottom=0.55 / height, top=1 - 1.0 / height,
-        wspace=0.25, hspace=0.9 / 3.3,
+        wspace=0.25, hspace=0.5,
     )  # fmt: skip
     fig.suptitle(title, fontsize=10)
     for ax, (label, w) in zip(axes.ravel(), panels):
