@@ -36,7 +36,8 @@ def captured(monkeypatch):
         return path
 
     monkeypatch.setattr(figure, "save", keep)
-    return figures
+    yield figures
+    figure.plt.close("all")
 
 
 def x_markers(ax):
