@@ -2,6 +2,7 @@
 to a finite state, a non-finite validation loss ends the run as diverged, and summary.json
 stays valid JSON."""
 
+import copy
 import json
 
 import numpy as np
@@ -39,7 +40,7 @@ def strict_json(path):
 
 @pytest.mark.parametrize("policy", ["rollback", "stop"])
 def test_an_update_that_overflows_the_weights_never_reaches_a_checkpoint(runs_dir, policy):
-    cfg = small_config(**OVERFLOW)
+    cfg = small_config(**copy.deepcopy(OVERFLOW))  # other tests use OVERFLOW as it is
     cfg["train"]["divergence"]["policy"] = policy
     result = train(cfg, runs_dir=runs_dir)
     assert result.summary["status"] == "diverged"
