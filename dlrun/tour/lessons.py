@@ -126,6 +126,47 @@ def losses(t: Tour) -> None:
     )
 
 
+# ----------------------------------------------------------------------------- 5
+def gd_variants(t: Tour) -> None:
+    """Batch, stochastic and mini-batch gradient descent, each with its own learning rate,
+    on the same budget of sample gradients (20 epochs of 600 points)."""
+    result = t.compare("sweeps/gd_variants")
+    at5 = sweep_values(result, "train_eval_loss@5")
+    t.expect(
+        "gd_variants.stochastic.loss@5.max",
+        max(at5["stochastic"]),
+        0.0,
+        0.35,
+        "after 5 epochs (3,000 sample gradients each): stochastic GD is furthest",
+    )
+    t.expect(
+        "gd_variants.mini_batch.loss@5.mean",
+        float(np.mean(at5["mini_batch"])),
+        0.4,
+        0.7,
+        "mini-batch GD in between",
+    )
+    t.expect(
+        "gd_variants.batch.loss@5.min",
+        min(at5["batch"]),
+        0.8,
+        1.3,
+        "batch GD has made only 5 updates",
+    )
+    mini_19 = np.array(sweep_values(result, "train_eval_loss@1")["mini_batch"])
+    batch_19 = np.array(sweep_values(result, "train_eval_loss@19")["batch"])
+    t.expect(
+        "gd_variants.per_update.mini_minus_batch.min",
+        float((mini_19 - batch_19).min()),
+        0.0,
+        1.0,
+        "after 19 updates each, batch GD's loss is below mini-batch's: "
+        "per update, the full gradient is the best step",
+    )
+    for figure in ("budget", "curves"):
+        t.keep(result.sweep_dir / "plots" / f"{figure}.png", f"05-gd-variants-{figure}.png")
+
+
 # ----------------------------------------------------------------------------- 6
 def backprop(t: Tour) -> None:
     """Backpropagation, checked against central differences for every layer and loss."""
@@ -179,12 +220,99 @@ def vanishing(t: Tour) -> None:
             hi,
             f"{act}: the same, largest of seeds 0-2",
         )
+    exploding(t)
     t.draw(
         "07-grad-norms-by-depth.png",
         lambda out: overlays.grad_norms_by_depth([first["sigmoid"].path, first["relu"].path], out)[
             0
         ],
     )
+
+
+def exploding(t: Tour) -> None:
+    """Exploding gradients: 12 tanh layers with N(0, 1) weights, where |f'(z) w| > 1 compounds
+    towards the input; clipping bounds every step."""
+    clipped = t.train("exploding_clip")
+    row = clipped.metrics()[0]
+    t.expect(
+        "exploding_clip.dense_1_over_dense_11",
+        row["grad_norm/dense_1"] / row["grad_norm/dense_11"],
+        10.0,
+        1000.0,
+        "epoch 1, clipped run: the gradient of layer 2 over that of layer 12",
+    )
+    free = t.train("exploding_clip", "train.clip=null", run_name="exploding_no_clip")
+    t.expect(
+        "exploding_no_clip.diverged",
+        float(free.read_json("summary.json")["status"] == "diverged"),
+        1.0,
+        1.0,
+        "without clipping the same run diverges",
+    )
+    t.keep(free.plots / "steps.png", "07-exploding-steps.png")
+    result = t.compare("sweeps/clipping")
+    diverged = sum(r["status"] == "diverged" for r in result.rows if r["variant"] == "no_clip")
+    t.expect("clipping.no_clip.diverged", diverged, 3, 3, "runs of 3 that diverge without clipping")
+    val = sweep_values(result, "val_loss")
+    worst = max(max(v) for k, v in val.items() if k != "no_clip")
+    t.expect(
+        "clipping.clipped.val_loss.max",
+        worst,
+        0.0,
+        0.15,
+        "every clipped run trains: the worst val cost of the three kinds of clipping, "
+        "against 0.25 for predicting the mean",
+    )
+    t.keep(result.sweep_dir / "plots" / "curves.png", "07-clipping-curves.png")
+
+
+# ----------------------------------------------------------------------------- 8
+def regularization(t: Tour) -> None:
+    """Overfitting a 40-point training set, and five cures: L1, L2, dropout, early stopping,
+    offline dataset augmentation. The gap is measured in evaluation mode."""
+    result = t.compare("sweeps/regularization")
+    gap = {k: float(np.mean(v)) for k, v in sweep_values(result, "gap").items()}
+    t.expect(
+        "regularization.gap.none",
+        gap["none"],
+        0.1,
+        0.25,
+        "no regularization: train accuracy (evaluation mode) - val accuracy, mean of 3 seeds",
+    )
+    for variant in ("l1", "l2", "dropout", "early_stopping", "augmentation"):
+        t.expect(
+            f"regularization.gap_narrowed.{variant}",
+            gap["none"] - gap[variant],
+            0.0,
+            0.3,
+            f"{variant}: how much it narrows the mean gap",
+        )
+    sparsity = sweep_values(result, "sparsity")
+    t.expect(
+        "regularization.l1.sparsity.min",
+        min(sparsity["l1"]),
+        0.9,
+        1.0,
+        "L1: share of weights with |w| < 1e-3",
+    )
+    t.expect(
+        "regularization.l2.sparsity.max",
+        max(sparsity["l2"]),
+        0.0,
+        0.2,
+        "L2 shrinks weights but leaves few at zero",
+    )
+    running = np.array(sweep_values(result, "accuracy")["dropout"])
+    evaluated = np.array(sweep_values(result, "train_eval_accuracy")["dropout"])
+    t.expect(
+        "regularization.dropout.eval_minus_running",
+        float(np.mean(evaluated - running)),
+        0.0,
+        0.3,
+        "dropout: training accuracy in evaluation mode above the running one",
+    )
+    for figure in ("curves", "weights"):
+        t.keep(result.sweep_dir / "plots" / f"{figure}.png", f"08-regularization-{figure}.png")
 
 
 # ----------------------------------------------------------------------------- 9
@@ -194,6 +322,36 @@ def optimizers(t: Tour) -> None:
     from dlrun.optim import surfaces
     from dlrun.runs import optimizer_paths
 
+    result = t.compare("sweeps/optimizers")
+    first = sweep_values(result, "effective_lr@1")
+    last = sweep_values(result, "effective_lr@20")
+    # settings are "name,lr" (the sweep zips the two): keyed by the optimizer's name
+    shrink = {
+        k.split(",")[0]: float(np.mean(np.array(last[k]) / np.array(first[k]))) for k in first
+    }
+    t.expect(
+        "optimizers.gd.step_ratio",
+        shrink["gd"],
+        0.999,
+        1.001,
+        "GD's effective rate ||dw|| / ||g|| in epoch 20 over epoch 1: its lr, unchanged",
+    )
+    t.expect(
+        "optimizers.adagrad.step_ratio",
+        shrink["adagrad"],
+        0.05,
+        0.35,
+        "AdaGrad's: the sum of squared gradients only grows, the step only shrinks",
+    )
+    t.expect(
+        "optimizers.adam.step_ratio",
+        shrink["adam"],
+        0.5,
+        1.2,
+        "Adam's: a running average forgets, the step stays about the same",
+    )
+    for figure in ("curves", "step_sizes"):
+        t.keep(result.sweep_dir / "plots" / f"{figure}.png", f"09-optimizers-{figure}.png")
     t.draw("09-optimizer-paths.png", optimizer_paths.optimizers)
     valley = surfaces.get("valley")
     end = {
@@ -337,8 +495,10 @@ LESSONS: list[tuple[int, str, Callable[[Tour], None]]] = [
     (2, "depth", depth),
     (3, "activations", activations),
     (4, "losses", losses),
+    (5, "gd_variants", gd_variants),
     (6, "backprop", backprop),
     (7, "vanishing", vanishing),
+    (8, "regularization", regularization),
     (9, "optimizers", optimizers),
     (10, "cnn", cnn),
     (11, "rnn", rnn),

@@ -133,6 +133,7 @@ class Tour:
             runs_dir=self.runs_dir / self.lesson,
             overrides=list(overrides),
             seeds=seeds,
+            jobs=2,  # one process per core: the cells of a sweep are independent
         )
         if not result.ok:
             failed = "; ".join(f"{label}: {why}" for label, why in result.failed)

@@ -75,3 +75,15 @@ def test_line_history_counts_points_on_the_wrong_side():
     assert h.errors().tolist() == [0, 2]  # x1 + x2 >= 1.5 is AND; >= 0.5 is OR
     h.y = np.array([0, 1, 1, 0])  # XOR
     assert h.errors().tolist() == [3, 1]
+
+
+@pytest.mark.slow
+def test_the_whole_tour_holds_its_numbers(tmp_path):
+    """The whole tour, as `dlrun tour` runs it: every number in its range, the same numbers
+    as the committed docs/course/numbers.json (which docs/course.md states), every committed
+    picture drawn again."""
+    numbers = ROOT / "docs" / "course" / "numbers.json"
+    result = run_tour(CONFIGS, tmp_path / "runs", tmp_path / "out", say=lambda s: None)
+    assert not result.failed, [(n.key, n.value, n.lo, n.hi) for n in result.failed]
+    assert {n.key for n in result.numbers} == set(json.loads(numbers.read_text()))
+    assert {p.name for p in numbers.parent.glob("*.png")} == {p.name for p in result.pictures}
