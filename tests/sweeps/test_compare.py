@@ -554,11 +554,6 @@ def test_regularization_narrows_the_generalization_gap(runs_dir):
     _check_regularization(result)
 
 
-@pytest.mark.slow
-def test_regularization_full_size(runs_dir):
-    _check_regularization(compare(SWEEPS / "regularization.yaml", runs_dir=runs_dir, jobs=2))
-
-
 def _check_clipping(result):
     """Every run's gradient grows layer by layer towards the input in epoch 1 (norms before
     clipping); without clipping each run diverges, and still has its curves, its epoch of
@@ -585,11 +580,6 @@ def test_exploding_gradients_diverge_without_clipping_and_train_with_it(runs_dir
     result = compare(SWEEPS / "clipping.yaml", runs_dir=runs_dir, seeds=1, jobs=2)
     _check_clipping(result)
     assert result.ok  # a diverged run is a result of the sweep, not a failure
-
-
-@pytest.mark.slow
-def test_exploding_clip_full_size(runs_dir):
-    _check_clipping(compare(SWEEPS / "clipping.yaml", runs_dir=runs_dir, jobs=2))
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ the adding problem, text generation."""
 import json
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from dlrun.cli import app
@@ -62,14 +61,6 @@ def test_lstm_solves_a_short_adding_problem_the_rnn_does_not_beat_much(runs_dir)
     assert lstm < 0.1 * BASELINE
     assert rnn > 0.1 * BASELINE
     assert rnn > 5 * lstm
-
-
-@pytest.mark.slow
-def test_adding_problem_at_t100_lstm_remembers_rnn_forgets(runs_dir):
-    lstm = train(CONFIGS / "lstm_adding.yaml", runs_dir=runs_dir)
-    rnn = train(CONFIGS / "rnn_adding.yaml", runs_dir=runs_dir, overrides=["train.epochs=10"])
-    assert lstm.summary["final"]["test_loss"] < 0.1 * BASELINE
-    assert rnn.summary["final"]["test_loss"] > 0.8 * BASELINE
 
 
 def test_rnn_sine_many_to_many(runs_dir):
