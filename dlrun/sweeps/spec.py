@@ -190,8 +190,15 @@ def digest(obj: Any) -> str:
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
-    """Hash of a resolved config, without the fields that do not change the result."""
-    return digest({k: v for k, v in cfg.items() if k not in ("name", "description")})
+    """Hash of a resolved config, without the fields that do not change the result. The
+    ``log`` section counts only where it differs from its defaults, so a sweep made before
+    that section existed keeps its cells' hashes (and resumes)."""
+    kept = {k: v for k, v in cfg.items() if k not in ("name", "description", "log")}
+    defaults = C.LogSettings().model_dump()
+    log = {k: v for k, v in (cfg.get("log") or {}).items() if defaults.get(k, object()) != v}
+    if log:
+        kept["log"] = log
+    return digest(kept)
 
 
 def short(key: str) -> str:

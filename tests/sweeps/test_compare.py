@@ -18,7 +18,7 @@ from dlrun.runs.rundir import RunDir
 from dlrun.sweeps.compare import compare
 from dlrun.sweeps.executors import LocalPool, cores, threads_per_job
 from dlrun.sweeps.results import aggregate, epochs_to_target, metric_value
-from dlrun.sweeps.spec import Target, load_sweep, parse_grid
+from dlrun.sweeps.spec import Target, config_hash, load_sweep, parse_grid
 from tests.conftest import CONFIGS, small_config
 from tests.sweeps.faults import faulty
 
@@ -88,6 +88,17 @@ def test_hash_ignores_the_name_but_not_the_values():
     c = load_sweep(tiny_sweep(set={"optimizer.lr": 0.2}))
     assert [x.hash for x in a.cells] == [x.hash for x in b.cells] and a.hash == b.hash
     assert not {x.hash for x in a.cells} & {x.hash for x in c.cells} and a.hash != c.hash
+
+
+def test_hash_counts_the_log_section_only_where_it_differs_from_its_defaults():
+    """A cell whose log: section is all defaults hashes as a config without one (sweeps
+    made before the section existed resume); a log setting that is on changes the hash."""
+    cell = load_sweep(tiny_sweep()).cells[0]
+    assert cell.config["log"]["train_eval"] is False
+    without = {k: v for k, v in cell.config.items() if k != "log"}
+    assert config_hash(without) == cell.hash
+    on = {**cell.config, "log": {**cell.config["log"], "train_eval": True}}
+    assert config_hash(on) != cell.hash
 
 
 def test_command_line_grid_values_are_yaml_scalars():
