@@ -18,7 +18,9 @@ _CORNERS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 
 
 class TableConfig(DataConfig):
-    repeat: int = Field(1, ge=1, description="copies of the 4 rows in the training set")
+    repeat: int = Field(
+        1, ge=1, le=1_000_000, description="copies of the 4 rows in the training set"
+    )
     signed: bool = Field(False, description="inputs in {-1, +1} instead of {0, 1}")
 
 

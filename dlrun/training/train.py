@@ -73,8 +73,9 @@ def train(
     streams = make_streams(cfg["seed"])
     try:
         splits = load_data(cfg, streams["data"], root)
-    except (OSError, ValueError) as exc:  # a DlrunError already says what and where
-        raise DataError(f"dataset '{cfg['data']['name']}' could not be loaded: {exc}") from None
+    except (OSError, ValueError, OverflowError, MemoryError) as exc:  # a DlrunError says more
+        why = str(exc) or type(exc).__name__  # a MemoryError says nothing
+        raise DataError(f"dataset '{cfg['data']['name']}' could not be loaded: {why}") from None
     net = build_network(cfg, splits, streams["init"])
     parts = build_parts(cfg, net, has_val=splits.val is not None)
     if resume is None:

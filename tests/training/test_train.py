@@ -231,6 +231,22 @@ def test_missing_dataset_fails_before_a_run_directory_is_made(runs_dir, tmp_path
     assert not runs_dir.exists()
 
 
+def test_a_dataset_too_large_to_make_is_a_data_error_before_a_run_directory(runs_dir, monkeypatch):
+    """numpy's OverflowError or MemoryError while a dataset is made becomes one DataError
+    naming the dataset (a fuzzed config once asked for 1e100 copies of XOR)."""
+    from dlrun.data import synthetic
+    from dlrun.errors import DataError
+
+    def too_large(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(synthetic, "_table", too_large)
+    cfg = small_config(data={"name": "xor"})
+    with pytest.raises(DataError, match="dataset 'xor' could not be loaded: MemoryError"):
+        train(cfg, runs_dir=runs_dir)
+    assert not runs_dir.exists()
+
+
 def test_second_ctrl_c_aborts_and_keeps_the_last_checkpoint(runs_dir):
     def press_twice(trainer):
         if trainer.step == 3:
