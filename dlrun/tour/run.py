@@ -43,14 +43,14 @@ def run_tour(
         result.numbers += tour.numbers
         result.pictures += tour.pictures
         result.seconds[name] = time.perf_counter() - started
-    if only:  # a partial tour keeps the numbers of the other sections
+    if only:  # a partial tour keeps the numbers of the sections it did not run
         old = out / "numbers.json"
         kept = json.loads(old.read_text()) if old.is_file() else {}
-        mine = {n.key for n in result.numbers}
-        result.numbers = [
-            Number(k, v["value"], *v["expected"], v["what"])
+        others = [
+            Number(k, v["value"], *v["expected"], v["what"], v.get("section", 0))
             for k, v in kept.items()
-            if k not in mine
-        ] + result.numbers
+            if v.get("section", 0) not in only
+        ]
+        result.numbers = sorted(others + result.numbers, key=lambda n: n.section)
     write_numbers(result)
     return result

@@ -32,6 +32,7 @@ class Number:
     lo: float
     hi: float
     what: str
+    section: int = 0  # the lesson that states it
 
     @property
     def ok(self) -> bool:
@@ -164,7 +165,8 @@ class Tour:
     def expect(self, key: str, value: float, lo: float, hi: float, what: str) -> float:
         """State a number: ``value`` must lie in [lo, hi]. ``key`` names it in numbers.json
         and docs/course.md; ``what`` says in words what it is."""
-        number = Number(key, float(value), float(lo), float(hi), what)
+        section = int(self.lesson.split("-")[0])
+        number = Number(key, float(value), float(lo), float(hi), what, section)
         self.numbers.append(number)
         mark = "ok" if number.ok else f"OUTSIDE [{lo:g}, {hi:g}]"
         self.say(f"    {key} = {number.value:.4g}  ({what}; {mark})")
@@ -193,7 +195,13 @@ def sweep_values(result: Any, metric: str) -> dict[str, list[float]]:
 def write_numbers(result: TourResult) -> Path:
     """numbers.json: every number of the tour, its range and whether it holds."""
     table = {
-        n.key: {"value": n.value, "expected": [n.lo, n.hi], "ok": n.ok, "what": n.what}
+        n.key: {
+            "section": n.section,
+            "value": n.value,
+            "expected": [n.lo, n.hi],
+            "ok": n.ok,
+            "what": n.what,
+        }
         for n in result.numbers
     }
     path = result.out / "numbers.json"

@@ -30,15 +30,23 @@ def test_perceptron_and_activation_lessons_draw_and_check(tmp_path):
     assert any("xor_perceptron" in line for line in said)
 
 
-def test_a_partial_tour_keeps_the_other_sections_numbers(tmp_path, monkeypatch):
+def test_a_partial_tour_replaces_its_sections_numbers_and_keeps_the_others(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    entry = {"value": 2.0, "expected": [1, 3], "ok": True, "what": "x"}
     (out / "numbers.json").write_text(
-        json.dumps({"other.number": {"value": 2.0, "expected": [1, 3], "ok": True, "what": "x"}})
+        json.dumps(
+            {
+                "other.number": {**entry, "section": 1},
+                "a.number.section.3.no.longer.states": {**entry, "section": 3},
+            }
+        )
     )
     run_tour(CONFIGS, tmp_path / "runs", out, only=[3], say=lambda s: None)
     table = json.loads((out / "numbers.json").read_text())
     assert set(table) == {"other.number", "sigmoid.derivative_at_0"}
+    assert table["other.number"]["section"] == 1
+    assert table["sigmoid.derivative_at_0"]["section"] == 3
 
 
 def test_unknown_section_is_refused_before_anything_runs(tmp_path):
