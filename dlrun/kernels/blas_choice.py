@@ -26,7 +26,7 @@ nothing is measured. The wisdom file is ``$DLRUN_BLAS_WISDOM`` if set, else
 ``blas_wisdom.json`` beside Numba's cache of the kernels (``$NUMBA_CACHE_DIR``, or
 ``dlrun/kernels/__pycache__``; ``~/.cache/dlrun`` when that cannot be written).
 
-A *session* (``begin``/``end``, one per training run) records every class used, with its
+A *recording* (``begin``/``end``, one per training run) keeps every class used, with its
 choice and where the choice came from, and calls ``on_choice`` at each class's first
 use (the run writes it to its folder); ``pins`` (a resumed run's saved choices) take
 precedence over everything else, so a resumed run multiplies exactly as before.
@@ -339,8 +339,8 @@ def calibrate(
 # ----------------------------------------------------------------------- choosing
 _wisdom: dict[str, dict[str, Any]] = {}
 _decided: dict[str, Choice] = {}  # this process's choices, by class
-_by_shape: dict[tuple, int] = {}  # (m, k, n, ta, tb, dtype char) -> lib code, this session
-_session: dict[str, Choice] = {}  # classes used in this session
+_by_shape: dict[tuple, int] = {}  # (m, k, n, ta, tb, dtype char) -> lib code, this recording
+_used: dict[str, Choice] = {}  # classes used in this recording
 _pins: dict[str, str] = {}
 _fallback: str | None = None
 _on_choice: Callable[[Choice], None] | None = None
@@ -348,7 +348,7 @@ _on_choice: Callable[[Choice], None] | None = None
 
 def decide(m: int, k: int, n: int, ta: bool, tb: bool, dtype: Any) -> Choice:
     """The choice for a product of this shape (see the module docstring), from the first
-    of: the session's pins, a forced policy, this process's earlier choice, the only
+    of: the recording's pins, a forced policy, this process's earlier choice, the only
     candidate, a small product (OpenBLAS), the wisdom file, a measurement."""
     key = shape_class(m, k, n, ta, tb, dtype)
     if key in _pins:
@@ -390,14 +390,14 @@ def _measured_or_known(key: str, m: int, k: int, n: int, ta: bool, tb: bool, dty
 
 def lib_for(m: int, k: int, n: int, ta: bool, tb: bool, dtype: np.dtype) -> int:
     """The library code for op(a) (M, K) @ op(b) (K, N): a dictionary look-up after the
-    first product of the shape in this session."""
+    first product of the shape in this recording."""
     shape = (m, k, n, ta, tb, dtype.char)
     lib = _by_shape.get(shape)
     if lib is not None:
         return lib
     choice = decide(m, k, n, ta, tb, dtype)
-    if choice.key not in _session:
-        _session[choice.key] = choice
+    if choice.key not in _used:
+        _used[choice.key] = choice
         if _on_choice is not None:
             _on_choice(choice)
     lib = _by_shape[shape] = NAMES.index(choice.lib)
@@ -408,7 +408,7 @@ _generation = [0]
 
 
 def generation() -> int:
-    """A number that changes whenever choices may have changed (a new session, forgotten
+    """A number that changes whenever choices may have changed (a new recording, forgotten
     choices): a caller may keep the libraries it was given until it changes."""
     return _generation[0]
 
@@ -418,7 +418,7 @@ def begin(
     on_choice: Callable[[Choice], None] | None = None,
     fallback: str | None = None,
 ) -> None:
-    """Start a session: ``pins`` (class -> library name) decide their classes whatever the
+    """Start a recording: ``pins`` (class -> library name) decide their classes whatever the
     policy, and ``fallback`` (a library name) every other class when given;
     ``on_choice(choice)`` is called at each class's first use."""
     global _on_choice, _fallback
@@ -429,14 +429,14 @@ def begin(
     _pins.update(pins or {})
     _fallback = fallback
     _on_choice = on_choice
-    _session.clear()
+    _used.clear()
     _by_shape.clear()
     _generation[0] += 1
 
 
 def end() -> dict[str, Choice]:
-    """End the session; returns the choices it used, by class."""
-    used = dict(_session)
+    """End the recording; returns the choices it used, by class."""
+    used = dict(_used)
     begin()
     return used
 

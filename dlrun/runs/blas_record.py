@@ -49,7 +49,7 @@ def describe() -> dict[str, Any]:
 
 @contextmanager
 def recorded(run: RunDir, resumed: bool) -> Iterator[None]:
-    """Products inside are a session of the chooser, recorded in ``run``'s env.json and
+    """Products inside are one recording of the chooser, written in ``run``'s env.json and
     log.txt; a ``resumed`` run first takes back its recorded choices."""
     env = run.read_json("env.json")
     saved = env.get("blas")

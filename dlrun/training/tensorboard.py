@@ -142,7 +142,7 @@ class TensorBoardLogger:
     def __init__(self, trainer: Trainer, hparams: dict[str, Any]) -> None:
         from tensorboardX.proto.event_pb2 import Event, SessionLog
 
-        self._event, self._session = Event, SessionLog
+        self._event, self._log = Event, SessionLog
         self.run = trainer.run
         self.root = trainer.run.path / "tensorboard"
         log = trainer.cfg.get("log") or {}
@@ -178,7 +178,7 @@ class TensorBoardLogger:
         if not resumed:
             self.main = self._writer(self.root)
             self._write_config(trainer.cfg)
-            self._write_session_start(hparams)
+            self._write_hparams(hparams)
         else:
             logged = _logged_epochs(self.root)
             self.main = self._writer(self.root, purge_step=epoch + 1)
@@ -205,7 +205,7 @@ class TensorBoardLogger:
     def _purge(self, writer: Any, step: int) -> None:
         """Tell TensorBoard that this run continues from ``step``: events at that step and
         later that were written before are dropped."""
-        start = self._session(status=self._session.START)
+        start = self._log(status=self._log.START)
         writer.file_writer.add_event(self._event(step=step, session_log=start))
 
     # ------------------------------------------------------------------ run start
@@ -216,15 +216,15 @@ class TensorBoardLogger:
         # Markdown: an indented block keeps the YAML's layout
         self.main.add_text("config", "\n".join("    " + line for line in text.splitlines()), 0)
 
-    def _write_session_start(self, hparams: dict[str, Any]) -> None:
-        """The HParams plugin's session start: the hyper-parameters of this run. Its
+    def _write_hparams(self, hparams: dict[str, Any]) -> None:
+        """The HParams plugin's start record: the hyper-parameters of this run. Its
         metrics are the run's scalars (TensorBoard reads their last values)."""
         from tensorboardX.summary import hparams as hparams_summaries
 
         _, start, _ = hparams_summaries(hparams, {})
         self.main.file_writer.add_summary(start, 0)
 
-    def _write_session_end(self, status: str) -> None:
+    def _write_run_end(self, status: str) -> None:
         from tensorboardX.proto.api_pb2 import Status
         from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
         from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
@@ -350,7 +350,7 @@ class TensorBoardLogger:
         for key, value in final.items():
             if key.startswith("test_") and isinstance(value, int | float):
                 self.main.add_scalar(key, float(value), self.epoch_seen)
-        self._write_session_end(str(status))
+        self._write_run_end(str(status))
         if status == "completed":
             self._grad_through_time("final")
 

@@ -27,7 +27,7 @@ weight matrix, before clipping, from the input's layer to the output's); and wit
   learning rate the optimizer really applied (plain GD: lr; AdaGrad: falling).
 
 ``log.every_step`` also keeps every update's loss and gradient norms (steps.csv, see
-:mod:`dlrun.training.step_record`).
+:mod:`dlrun.runs.steps`).
 
 A run that diverges in the middle of an epoch gets a last row for the batches before it
 (no validation), so its curves and gradient norms reach the step where it diverged.
@@ -91,6 +91,8 @@ class Trainer:
         self.totals = bool(log.get("totals"))
         self.steps = StepRecord(run.path / STEPS_FILE) if log.get("every_step") else None
         self.timed = False  # the first update of this process is not timed in train_seconds
+        # log.step_sizes: the parameters before each update, in one buffer for the run
+        self._before = np.empty_like(net.params) if self.step_sizes else None
         # the set the batches come from: the training set, or (offline augmentation) the
         # training set and its augmented copies, drawn here, before any checkpoint is read
         self.train_set = splits.train
@@ -304,10 +306,11 @@ class Trainer:
             return self._diverged(value, x)
         if self.parts.clip is not None:
             apply_clipping(self.parts.clip, [layer.grads[k] for layer, k, _ in net.param_items()])
-        before = net.params.copy() if self.step_sizes else None
+        if self.step_sizes:
+            np.copyto(self._before, net.params)
         self.optimizer.step(net.params, net.grads, lr)
-        if before is not None:
-            self._measure_step(before)
+        if self.step_sizes:
+            self._measure_step(self._before)
         rows = math.prod(out.shape[:-1])
         self.sums["loss"] += value * rows
         self.sums["count"] += rows
