@@ -1,4 +1,4 @@
-"""The per-shape choice of the BLAS: classes, the margin, the policy, wisdom, sessions.
+"""The per-shape choice of the BLAS: classes, the margin, the policy, wisdom, recordings.
 
 Measurements are replaced by given times where the test is about the decision (so the
 result does not depend on the machine's load); the warm-start test measures for real in
@@ -159,7 +159,7 @@ def test_a_session_records_each_class_once_and_pins_win(chooser, monkeypatch):
     ]
     used = blas_choice.end()
     assert set(used) == {"float32 NN 64x1024x256", "float32 TN 1024x64x256"}
-    # the next session starts afresh: its first use is reported again, without the pin
+    # the next recording starts afresh: its first use is reported again, without the pin
     seen.clear()
     blas_choice.begin(None, seen.append)
     assert blas_choice.lib_for(64, 784, 256, False, False, F32) == OPENBLAS

@@ -1,6 +1,6 @@
 """dlrun compare on a Dask cluster over TLS (mutual, with a CA of the test's own).
 
-The certificates are made by the ``openssl`` command for each test session: a CA, one
+The certificates are made by the ``openssl`` command for each pytest run: a CA, one
 certificate it signed (the scheduler's, the workers' and the client's), and a rogue CA
 with a client certificate of its own. The cluster is a ``distributed.LocalCluster`` on
 127.0.0.1 that requires encryption.

@@ -38,7 +38,7 @@ def scalars(acc: Any, tag: str) -> list[tuple[int, float]]:
 
 
 def hparams(folder: Path) -> dict[str, Any]:
-    """The hyper-parameters of the run's HParams session start, as Python values."""
+    """The hyper-parameters of the run's HParams start record, as Python values."""
     from tensorboard.plugins.hparams import metadata
 
     content = read(folder).PluginTagToContent("hparams")[metadata.SESSION_START_INFO_TAG]
